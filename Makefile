@@ -1,0 +1,137 @@
+# pktpipe: one plain Makefile.
+#   make                 host + every plugin whose libraries pkg-config finds
+#   make PLUGINS="a b"   only those plugin folders
+#   make check           every test suite, optimised and with ASan+UBSan
+#   make deps            install the Debian packages build and tests need
+#   make demo            the main job end to end (see README.md)
+#   make install PREFIX=/usr/local DESTDIR=
+.SUFFIXES:
+.DELETE_ON_ERROR:
+
+VERSION    := 0.1.0
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+PLUGINDIR  ?= $(LIBDIR)/pktpipe
+INCLUDEDIR ?= $(PREFIX)/include
+BUILD      ?= build
+CC         ?= cc
+
+WARN    := -Wall -Wextra -Werror
+OPT     ?= -O2
+ifeq ($(SAN),1)
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+OPT      := -O1
+endif
+CFLAGS  ?=
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) -g $(SANFLAGS) -Iinclude $(CFLAGS)
+LDFLAGS ?=
+BASE_LDFLAGS := $(SANFLAGS) $(LDFLAGS)
+
+# ---- host ----
+CORE_SRCS := $(filter-out core/main.c,$(wildcard core/*.c))
+CORE_OBJS := $(CORE_SRCS:core/%.c=$(BUILD)/core/%.o)
+CORE_HDRS := $(wildcard core/*.h include/pktpipe/*.h)
+HOST_LIBS := -lltdl $(shell pkg-config --libs inih) -lpthread
+HOST_DEFS := -DPP_VERSION='"$(VERSION)"' -DPP_PLUGINDIR='"$(PLUGINDIR)"'
+
+# ---- plugins: one folder each; pkgs lists its pkg-config names ----
+ALL_PLUGINS := $(notdir $(patsubst %/,%,$(wildcard plugins/*/)))
+PLUGINS     ?= $(ALL_PLUGINS)
+plugin_pkgs  = $(strip $(shell cat plugins/$(1)/pkgs 2>/dev/null))
+plugin_libs  = $(strip $(shell cat plugins/$(1)/libs 2>/dev/null))
+plugin_found = $(if $(call plugin_pkgs,$(1)),$(shell pkg-config --exists $(call plugin_pkgs,$(1)) && echo y),y)
+BUILT_PLUGINS   := $(foreach p,$(PLUGINS),$(if $(wildcard plugins/$(p)/*.c),$(if $(call plugin_found,$(p)),$(p))))
+SKIPPED_PLUGINS := $(filter-out $(BUILT_PLUGINS),$(PLUGINS))
+PLUGIN_SOS      := $(BUILT_PLUGINS:%=$(BUILD)/plugins/%.so)
+PLUGIN_CFLAGS   := -fPIC -fvisibility=hidden
+PLUGIN_LDFLAGS  := -shared -Wl,-z,defs
+
+.PHONY: all host plugins report check test deps demo bench fuzz install uninstall clean
+all: host plugins tools report
+
+host: $(BUILD)/pktpipe
+plugins: $(PLUGIN_SOS)
+
+report: host plugins
+	@echo "plugins built: $(or $(BUILT_PLUGINS),none)"
+	@$(foreach p,$(SKIPPED_PLUGINS),echo "plugin skipped: $(p): $(if $(wildcard plugins/$(p)/*.c),pkg-config cannot find: $(call plugin_pkgs,$(p)),no such plugin folder)";)
+
+$(BUILD)/core/%.o: core/%.c $(CORE_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(HOST_DEFS) $(shell pkg-config --cflags inih) -c $< -o $@
+
+$(BUILD)/libpktpipe-core.a: $(CORE_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/pktpipe: $(BUILD)/core/main.o $(BUILD)/libpktpipe-core.a
+	$(CC) $(BASE_LDFLAGS) -o $@ $^ $(HOST_LIBS)
+
+define plugin_rule
+$(BUILD)/plugins/$(1).so: $(wildcard plugins/$(1)/*.c plugins/$(1)/*.h) $(wildcard include/pktpipe/*.h) plugins/$(1)/pkgs
+	@mkdir -p $$(@D)
+	$$(CC) $$(BASE_CFLAGS) $$(PLUGIN_CFLAGS) $$(if $$(call plugin_pkgs,$(1)),$$(shell pkg-config --cflags $$(call plugin_pkgs,$(1)))) \
+		-o $$@ $(wildcard plugins/$(1)/*.c) $$(BASE_LDFLAGS) $$(PLUGIN_LDFLAGS) \
+		$$(if $$(call plugin_pkgs,$(1)),$$(shell pkg-config --libs $$(call plugin_pkgs,$(1)))) $$(call plugin_libs,$(1))
+endef
+$(foreach p,$(BUILT_PLUGINS),$(eval $(call plugin_rule,$(p))))
+
+# ---- tests ----
+UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+TOOL_SRCS  := $(wildcard tests/tools/*.c)
+TOOL_BINS  := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
+FAKE_SRCS  := $(wildcard tests/plugins/*.c)
+FAKE_SOS   := $(FAKE_SRCS:tests/plugins/%.c=$(BUILD)/tests/plugins/%.so)
+
+tools: $(TOOL_BINS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpktpipe-core.a tests/unit/check.h
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -Icore -Itests/unit -o $@ $< $(BUILD)/libpktpipe-core.a $(BASE_LDFLAGS) $(HOST_LIBS)
+
+$(BUILD)/tools/%: tests/tools/%.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -o $@ $< $(BASE_LDFLAGS) $(shell pkg-config --libs libpcap 2>/dev/null || echo -lpcap) $(shell pkg-config --libs libzmq 2>/dev/null)
+
+# Fake plugins for the loader tests. needs-gone links a library that is
+# deleted right after, to reproduce "a plugin whose dependency is missing".
+$(BUILD)/tests/plugins/%.so: tests/plugins/%.c $(wildcard include/pktpipe/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(PLUGIN_CFLAGS) -o $@ $< $(BASE_LDFLAGS) $(PLUGIN_LDFLAGS)
+
+$(BUILD)/tests/plugins/needs-gone.so: tests/plugins/needs-gone.c tests/plugins/gone/gone.c
+	@mkdir -p $(@D) $(BUILD)/tests/gone
+	$(CC) $(BASE_CFLAGS) -fPIC -shared -o $(BUILD)/tests/gone/libppgone.so tests/plugins/gone/gone.c $(BASE_LDFLAGS)
+	$(CC) $(BASE_CFLAGS) $(PLUGIN_CFLAGS) -o $@ $< $(BASE_LDFLAGS) $(PLUGIN_LDFLAGS) \
+		-L$(BUILD)/tests/gone -lppgone -Wl,-rpath,$(abspath $(BUILD))/tests/gone
+	rm -f $(BUILD)/tests/gone/libppgone.so
+
+test: all $(UNIT_BINS) $(TOOL_BINS) $(FAKE_SOS)
+	tests/run.sh $(BUILD)
+
+check: deps
+	$(MAKE) --no-print-directory test BUILD=build
+	$(MAKE) --no-print-directory test BUILD=build/asan SAN=1
+
+deps:
+	@contrib/deps.sh
+
+demo: deps all
+	contrib/demo.sh $(BUILD)
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(INCLUDEDIR)/pktpipe
+	install -m 755 $(BUILD)/pktpipe $(DESTDIR)$(BINDIR)/pktpipe
+	$(foreach so,$(PLUGIN_SOS),install -m 755 $(so) $(DESTDIR)$(PLUGINDIR)/;)
+	install -m 644 include/pktpipe/*.h $(DESTDIR)$(INCLUDEDIR)/pktpipe/
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/pktpipe
+	rm -f $(BUILT_PLUGINS:%=$(DESTDIR)$(PLUGINDIR)/%.so)
+	rm -f $(wildcard include/pktpipe/*.h:include/%=$(DESTDIR)$(INCLUDEDIR)/%)
+	-rmdir $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(INCLUDEDIR)/pktpipe 2>/dev/null
+
+clean:
+	rm -rf build

@@ -1,0 +1,325 @@
+#include "loop.h"
+#include "log.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Watches, timers and the signal fd share one shape in epoll's data. */
+struct source {
+	void (*dispatch)(struct source *s, uint32_t events);
+	struct pp_loop *loop;
+	struct source *next_dead;
+	int fd;
+	bool dead;
+};
+
+struct pp_watch {
+	struct source src;
+	pp_watch_fn fn;
+	void *arg;
+};
+
+struct pp_timer {
+	struct source src;
+	pp_timer_fn fn;
+	void *arg;
+};
+
+struct signal_source {
+	struct source src;
+	pp_signal_fn fn;
+	void *arg;
+};
+
+struct pp_loop {
+	int epfd;
+	bool quit;
+	struct source *dead; /* freed after the current turn */
+	struct signal_source *signals;
+};
+
+#define EVENTS_PER_TURN 64
+
+uint64_t pp_now_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t pp_now_real_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int pp_loop_new(struct pp_loop **out)
+{
+	struct pp_loop *loop = calloc(1, sizeof(*loop));
+
+	if (!loop)
+		return -ENOMEM;
+	loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (loop->epfd < 0) {
+		int rc = -errno;
+
+		free(loop);
+		return rc;
+	}
+	*out = loop;
+	return 0;
+}
+
+static void bury(struct source *s)
+{
+	if (s->dead)
+		return;
+	s->dead = true;
+	epoll_ctl(s->loop->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+	s->next_dead = s->loop->dead;
+	s->loop->dead = s;
+}
+
+/* Only sources whose fd the loop owns (timers, signals) close it. */
+static void free_dead(struct pp_loop *loop)
+{
+	while (loop->dead) {
+		struct source *s = loop->dead;
+
+		loop->dead = s->next_dead;
+		free(s);
+	}
+}
+
+void pp_loop_free(struct pp_loop *loop)
+{
+	if (!loop)
+		return;
+	if (loop->signals) {
+		bury(&loop->signals->src);
+		close(loop->signals->src.fd);
+	}
+	free_dead(loop);
+	close(loop->epfd);
+	free(loop);
+}
+
+static int add_source(struct pp_loop *loop, struct source *s, int fd, uint32_t events,
+		      void (*dispatch)(struct source *, uint32_t))
+{
+	struct epoll_event ev = { .events = events, .data.ptr = s };
+
+	s->dispatch = dispatch;
+	s->loop = loop;
+	s->fd = fd;
+	if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		return -errno;
+	return 0;
+}
+
+int pp_loop_run(struct pp_loop *loop)
+{
+	struct epoll_event evs[EVENTS_PER_TURN];
+
+	loop->quit = false;
+	while (!loop->quit) {
+		int n = epoll_wait(loop->epfd, evs, EVENTS_PER_TURN, -1);
+
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		for (int i = 0; i < n; i++) {
+			struct source *s = evs[i].data.ptr;
+
+			if (!s->dead)
+				s->dispatch(s, evs[i].events);
+		}
+		free_dead(loop);
+	}
+	return 0;
+}
+
+void pp_loop_quit(struct pp_loop *loop)
+{
+	loop->quit = true;
+}
+
+/* ---- signals ---- */
+
+static void signal_dispatch(struct source *s, uint32_t events)
+{
+	struct signal_source *ss = (struct signal_source *)s;
+	struct signalfd_siginfo si;
+
+	(void)events;
+	while (read(s->fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+		ss->fn(ss->arg, (int)si.ssi_signo);
+}
+
+int pp_loop_signals(struct pp_loop *loop, const int *signals, int n, pp_signal_fn fn, void *arg)
+{
+	struct signal_source *ss;
+	sigset_t set;
+	int fd, rc;
+
+	sigemptyset(&set);
+	for (int i = 0; i < n; i++)
+		sigaddset(&set, signals[i]);
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
+		return -EINVAL;
+	fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ss = calloc(1, sizeof(*ss));
+	if (!ss) {
+		rc = -ENOMEM;
+		goto fail_fd;
+	}
+	ss->fn = fn;
+	ss->arg = arg;
+	rc = add_source(loop, &ss->src, fd, EPOLLIN, signal_dispatch);
+	if (rc < 0)
+		goto fail_alloc;
+	loop->signals = ss;
+	return 0;
+fail_alloc:
+	free(ss);
+fail_fd:
+	close(fd);
+	return rc;
+}
+
+/* ---- fd watches ---- */
+
+static uint32_t epoll_events(unsigned flags)
+{
+	uint32_t ev = 0;
+
+	if (flags & PP_WATCH_READ)
+		ev |= EPOLLIN;
+	if (flags & PP_WATCH_WRITE)
+		ev |= EPOLLOUT;
+	if (flags & PP_WATCH_EDGE)
+		ev |= EPOLLET;
+	return ev;
+}
+
+static void watch_dispatch(struct source *s, uint32_t events)
+{
+	struct pp_watch *w = (struct pp_watch *)s;
+	unsigned ready = 0;
+
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+		ready |= PP_WATCH_READ;
+	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+		ready |= PP_WATCH_WRITE;
+	w->fn(w->arg, s->fd, ready);
+}
+
+struct pp_watch *pp_loop_watch(struct pp_loop *loop, int fd, unsigned flags, pp_watch_fn fn,
+			       void *arg)
+{
+	struct pp_watch *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return NULL;
+	w->fn = fn;
+	w->arg = arg;
+	if (add_source(loop, &w->src, fd, epoll_events(flags), watch_dispatch) < 0) {
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+int pp_loop_watch_modify(struct pp_watch *w, unsigned flags)
+{
+	struct epoll_event ev = { .events = epoll_events(flags), .data.ptr = &w->src };
+
+	if (epoll_ctl(w->src.loop->epfd, EPOLL_CTL_MOD, w->src.fd, &ev) < 0)
+		return -errno;
+	return 0;
+}
+
+void pp_loop_unwatch(struct pp_watch *w)
+{
+	if (w)
+		bury(&w->src);
+}
+
+/* ---- timers ---- */
+
+static void timer_dispatch(struct source *s, uint32_t events)
+{
+	struct pp_timer *t = (struct pp_timer *)s;
+	uint64_t expirations;
+
+	(void)events;
+	/* A timer re-armed since it fired reads nothing: then it is not due. */
+	if (read(s->fd, &expirations, sizeof(expirations)) != (ssize_t)sizeof(expirations))
+		return;
+	t->fn(t->arg);
+}
+
+struct pp_timer *pp_loop_timer_new(struct pp_loop *loop, pp_timer_fn fn, void *arg)
+{
+	struct pp_timer *t = calloc(1, sizeof(*t));
+	int fd;
+
+	if (!t)
+		return NULL;
+	fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (fd < 0)
+		goto fail;
+	t->fn = fn;
+	t->arg = arg;
+	if (add_source(loop, &t->src, fd, EPOLLIN, timer_dispatch) < 0) {
+		close(fd);
+		goto fail;
+	}
+	return t;
+fail:
+	free(t);
+	return NULL;
+}
+
+static struct timespec to_timespec(uint64_t ns)
+{
+	return (struct timespec){ .tv_sec = (time_t)(ns / 1000000000u),
+				  .tv_nsec = (long)(ns % 1000000000u) };
+}
+
+int pp_loop_timer_arm(struct pp_timer *t, uint64_t delay_ns, uint64_t interval_ns)
+{
+	/* it_value 0 would disarm: "next turn" is the shortest real delay. */
+	struct itimerspec its = { .it_value = to_timespec(delay_ns ? delay_ns : 1),
+				  .it_interval = to_timespec(interval_ns) };
+
+	if (timerfd_settime(t->src.fd, 0, &its, NULL) < 0)
+		return -errno;
+	return 0;
+}
+
+void pp_loop_timer_disarm(struct pp_timer *t)
+{
+	struct itimerspec its = { { 0, 0 }, { 0, 0 } };
+
+	timerfd_settime(t->src.fd, 0, &its, NULL);
+}
+
+void pp_loop_timer_free(struct pp_timer *t)
+{
+	if (!t)
+		return;
+	bury(&t->src);
+	close(t->src.fd);
+}

@@ -1,0 +1,39 @@
+/* One event loop per thread: epoll, a timerfd per timer, signalfd on the
+ * main loop. Callbacks may add and remove watches and timers, their own
+ * included: removed ones are freed only after the current turn, so an event
+ * already fetched for them is ignored, never dispatched to freed memory. */
+#ifndef PKTPIPE_CORE_LOOP_H
+#define PKTPIPE_CORE_LOOP_H
+
+#include <pktpipe/plugin.h>
+
+struct pp_loop;
+
+int pp_loop_new(struct pp_loop **out);
+/* Every watch and timer must have been removed first. */
+void pp_loop_free(struct pp_loop *loop);
+
+/* Run until pp_loop_quit(); 0, or -errno if epoll itself failed. */
+int pp_loop_run(struct pp_loop *loop);
+void pp_loop_quit(struct pp_loop *loop);
+
+/* Deliver these signals (blocked in the caller's thread, and so in threads
+ * it starts later) to fn on this loop. */
+typedef void (*pp_signal_fn)(void *arg, int signo);
+int pp_loop_signals(struct pp_loop *loop, const int *signals, int n, pp_signal_fn fn, void *arg);
+
+/* The node is carried only to be handed back; the loop does not use it. */
+struct pp_watch *pp_loop_watch(struct pp_loop *loop, int fd, unsigned flags, pp_watch_fn fn,
+			       void *arg);
+int pp_loop_watch_modify(struct pp_watch *w, unsigned flags);
+void pp_loop_unwatch(struct pp_watch *w);
+
+struct pp_timer *pp_loop_timer_new(struct pp_loop *loop, pp_timer_fn fn, void *arg);
+int pp_loop_timer_arm(struct pp_timer *t, uint64_t delay_ns, uint64_t interval_ns);
+void pp_loop_timer_disarm(struct pp_timer *t);
+void pp_loop_timer_free(struct pp_timer *t);
+
+uint64_t pp_now_mono_ns(void);
+uint64_t pp_now_real_ns(void);
+
+#endif

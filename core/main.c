@@ -1,0 +1,286 @@
+/* pktpipe: load plugins, build the graph an ini file describes, run it. */
+#include "config.h"
+#include "graph.h"
+#include "loader.h"
+#include "log.h"
+#include "loop.h"
+#include "options.h"
+#include "packet.h"
+#include "stats.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef PP_VERSION
+#define PP_VERSION "0.1.0"
+#endif
+#ifndef PP_PLUGINDIR
+#define PP_PLUGINDIR "/usr/local/lib/pktpipe"
+#endif
+
+enum exit_status { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+struct cli {
+	const char *config;
+	bool check;
+	bool list_plugins;
+	const char *describe;
+	uint64_t drain_ns;
+};
+
+static const char usage_text[] =
+	"usage: pktpipe -c FILE [--check] [--stats-json PATH] [--plugin-path DIR] [-v|-q]\n"
+	"       pktpipe --list-plugins | --describe PLUGIN | --version | --help\n"
+	"\n"
+	"  -c, --config FILE       the graph to run (ini; see pktpipe.ini(5))\n"
+	"      --check             validate the graph and exit (0 ok, 2 errors)\n"
+	"      --stats-json PATH   write counters as JSON at exit and on SIGUSR1\n"
+	"      --plugin-path DIR   search DIR for plugins first (repeatable);\n"
+	"                          PKTPIPE_PLUGIN_PATH=a:b adds more\n"
+	"      --drain-timeout D   how long stopping may take (default 5s)\n"
+	"      --list-plugins      name, roles and summary of every plugin found\n"
+	"      --describe PLUGIN   every key of PLUGIN: type, default, bounds, help\n"
+	"  -v, --verbose           more messages (twice: debug)\n"
+	"  -q, --quiet             errors only\n"
+	"      --version, --help\n"
+	"\n"
+	"Exit status: 0 ok, 1 runtime failure, 2 usage or configuration error.\n";
+
+static void add_default_dirs(void)
+{
+	const char *env = getenv("PKTPIPE_PLUGIN_PATH");
+	char exe[PATH_MAX], dir[PATH_MAX + 16];
+	ssize_t len;
+	struct stat st;
+
+	if (env && *env)
+		pp_loader_add_path(env);
+	/* Run from the build tree: plugins sit beside the binary. */
+	len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (len > 0) {
+		exe[len] = '\0';
+		snprintf(dir, sizeof(dir), "%s/plugins", dirname(exe));
+		if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode)) {
+			pp_loader_add_dir(dir);
+			return;
+		}
+	}
+	pp_loader_add_dir(PP_PLUGINDIR);
+}
+
+static int parse_args(int argc, char **argv, struct cli *cli)
+{
+	enum { O_CHECK = 256, O_STATS, O_PATH, O_LIST, O_DESCRIBE, O_VERSION, O_DRAIN };
+	static const struct option longs[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check", no_argument, NULL, O_CHECK },
+		{ "stats-json", required_argument, NULL, O_STATS },
+		{ "plugin-path", required_argument, NULL, O_PATH },
+		{ "drain-timeout", required_argument, NULL, O_DRAIN },
+		{ "list-plugins", no_argument, NULL, O_LIST },
+		{ "describe", required_argument, NULL, O_DESCRIBE },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "version", no_argument, NULL, O_VERSION },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "c:vqh", longs, NULL)) != -1) {
+		switch (c) {
+		case 'c': cli->config = optarg; break;
+		case O_CHECK: cli->check = true; break;
+		case O_STATS: pp_stats_json_path = optarg; break;
+		case O_PATH:
+			if (pp_loader_add_dir(optarg) < 0)
+				return -ENOMEM;
+			break;
+		case O_DRAIN:
+			if (pp_parse_duration(optarg, &cli->drain_ns) < 0) {
+				fprintf(stderr, "pktpipe: bad --drain-timeout '%s'\n", optarg);
+				return -EINVAL;
+			}
+			break;
+		case O_LIST: cli->list_plugins = true; break;
+		case O_DESCRIBE: cli->describe = optarg; break;
+		case 'v': pp_log_level++; break;
+		case 'q': pp_log_level = PP_LOG_ERROR; break;
+		case O_VERSION: printf("pktpipe %s (plugin ABI %d)\n", PP_VERSION, PP_ABI_VERSION); exit(0);
+		case 'h': fputs(usage_text, stdout); exit(0);
+		default: fputs(usage_text, stderr); return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "pktpipe: unexpected argument '%s'\n%s", argv[optind], usage_text);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void roles_text(unsigned roles, char *buf, size_t len)
+{
+	static const char *const names[] = { "source", "filter", "sink", "service", "codec" };
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < 5; i++)
+		if (roles & (1u << i))
+			n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? "," : "", names[i]);
+}
+
+static void warn_plugin(void *arg, const char *msg)
+{
+	(void)arg;
+	pp_log(PP_LOG_WARNING, NULL, "%s", msg);
+}
+
+static int list_plugins(void)
+{
+	char roles[64];
+
+	pp_loader_load_all(warn_plugin, NULL);
+	for (const struct pp_loaded *l = pp_loader_first(); l; l = l->next) {
+		roles_text(l->plugin->roles, roles, sizeof(roles));
+		printf("%-14s %-22s %s\n", l->plugin->name, roles, l->plugin->summary);
+	}
+	if (!pp_loader_first())
+		fprintf(stderr, "pktpipe: no plugins found in %s\n", pp_loader_dirs());
+	return EXIT_OK;
+}
+
+static int describe(const char *name)
+{
+	const struct pp_loaded *l;
+	char err[1024], roles[64];
+
+	if (pp_loader_load(name, &l, err, sizeof(err)) < 0) {
+		fprintf(stderr, "pktpipe: %s\n", err);
+		return EXIT_USAGE;
+	}
+	roles_text(l->plugin->roles, roles, sizeof(roles));
+	printf("%s: %s\nroles: %s\nfile: %s\n\n", l->plugin->name, l->plugin->summary, roles,
+	       l->path);
+	if (l->plugin->options && l->plugin->options->name)
+		pp_options_describe(l->plugin->options, stdout);
+	else
+		printf("(no keys)\n");
+	return EXIT_OK;
+}
+
+struct run_ctx {
+	struct pp_graph *graph;
+	struct pp_loop *loop;
+	int term_signals;
+};
+
+static void on_signal(void *arg, int signo)
+{
+	struct run_ctx *ctx = arg;
+
+	switch (signo) {
+	case SIGTERM:
+	case SIGINT:
+		/* A second request means: do not wait for the drain. */
+		if (ctx->term_signals++) {
+			pp_log(PP_LOG_WARNING, NULL, "second signal: stopping without draining");
+			ctx->graph->failed = true;
+			pp_loop_quit(ctx->loop);
+			return;
+		}
+		pp_log(PP_LOG_INFO, NULL, "signal %d: stopping, draining what is in flight", signo);
+		pp_graph_shutdown(ctx->graph);
+		break;
+	case SIGHUP:
+		pp_graph_reopen(ctx->graph);
+		break;
+	case SIGUSR1:
+		if (pp_stats_json_path)
+			pp_stats_write_json(ctx->graph, pp_stats_json_path);
+		break;
+	}
+}
+
+static int run_graph(struct pp_graph *g, uint64_t drain_ns)
+{
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
+	struct run_ctx ctx = { .graph = g };
+	int rc;
+
+	/* A FIFO or socket whose reader left must give EPIPE, not kill us. */
+	signal(SIGPIPE, SIG_IGN);
+	if (pp_loop_new(&ctx.loop) < 0) {
+		pp_log(PP_LOG_ERROR, NULL, "cannot create the event loop");
+		return EXIT_RUNTIME;
+	}
+	if (pp_loop_signals(ctx.loop, sigs, 4, on_signal, &ctx) < 0) {
+		pp_log(PP_LOG_ERROR, NULL, "cannot set up signal handling");
+		pp_loop_free(ctx.loop);
+		return EXIT_RUNTIME;
+	}
+	g->drain_ns = drain_ns;
+	rc = pp_graph_run(g, ctx.loop);
+	pp_loop_free(ctx.loop);
+	return rc ? EXIT_RUNTIME : EXIT_OK;
+}
+
+static int run_config(const struct cli *cli)
+{
+	struct pp_conf *conf = NULL;
+	struct pp_graph *g = NULL;
+	int status = EXIT_USAGE;
+
+	if (pp_conf_read(cli->config, &conf) == 0 && pp_graph_build(conf, &g) == 0) {
+		status = EXIT_OK;
+		if (!cli->check)
+			status = run_graph(g, cli->drain_ns);
+		else
+			printf("%s: ok (%zu nodes)\n", cli->config, g->count);
+	}
+	pp_graph_free(g);
+	pp_conf_free(conf);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	struct cli cli = { .drain_ns = 5000000000ull };
+	int status;
+
+	if (pp_loader_init() < 0) {
+		fprintf(stderr, "pktpipe: cannot initialise libltdl\n");
+		return EXIT_RUNTIME;
+	}
+	if (parse_args(argc, argv, &cli) < 0) {
+		status = EXIT_USAGE;
+		goto out;
+	}
+	add_default_dirs();
+	if (cli.list_plugins)
+		status = list_plugins();
+	else if (cli.describe)
+		status = describe(cli.describe);
+	else if (cli.config)
+		status = run_config(&cli);
+	else {
+		fputs(usage_text, stderr);
+		status = EXIT_USAGE;
+	}
+out:
+	pp_loader_exit();
+	pp_pool_trim();
+	if (pp_packets_outstanding()) {
+		pp_log(PP_LOG_ERROR, NULL, "%llu packets were never released",
+		       (unsigned long long)pp_packets_outstanding());
+		status = status ? status : EXIT_RUNTIME;
+	}
+	return status;
+}

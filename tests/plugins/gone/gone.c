@@ -1,0 +1,5 @@
+int pp_gone_function(void);
+int pp_gone_function(void)
+{
+	return 42;
+}

@@ -1,0 +1,2 @@
+#include "minimal.h"
+MINIMAL_PLUGIN(.name = "other");
