@@ -17,6 +17,14 @@ static void fail_node(struct pp_node *n, int rc, const char *what)
 	pp_graph_shutdown(n->graph);
 }
 
+static void count_failed(struct pp_node *n, uint64_t packets)
+{
+	if (!n->failed_drops)
+		n->failed_drops = pp_node_counter(n, "node-failed", PP_COUNTER_TOTAL, true);
+	if (n->failed_drops)
+		pp_counter_add(n->failed_drops, packets);
+}
+
 static void deliver(struct pp_node *to, struct pp_batch *b)
 {
 	uint64_t packets = pp_batch_packets(b);
@@ -27,15 +35,15 @@ static void deliver(struct pp_node *to, struct pp_batch *b)
 	/* A failed or finished node takes nothing more; its input is counted
 	 * as dropped so that nothing vanishes unaccounted. */
 	if (to->failed || to->st >= NODE_FINISHED || to->st < NODE_RUNNING) {
-		if (!to->failed_drops)
-			to->failed_drops = pp_node_counter(to, "node-failed", PP_COUNTER_TOTAL, true);
-		if (to->failed_drops)
-			pp_counter_add(to->failed_drops, packets);
+		count_failed(to, packets);
 		return;
 	}
 	rc = to->plugin->process(to->state, b);
-	if (rc < 0)
+	if (rc < 0) {
+		/* The ABI: a failing process() has accounted for none of it. */
+		count_failed(to, packets);
 		fail_node(to, rc, "process");
+	}
 }
 
 void pp_node_emit(struct pp_node *n, struct pp_batch *b)

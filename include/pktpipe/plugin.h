@@ -387,7 +387,10 @@ struct pp_plugin {
 	/* All nodes are open; begin work (sources start producing). */
 	int (*start)(void *state);
 	/* Filters and sinks: a batch from upstream. A negative return is a
-	 * fatal failure of the node; per-packet trouble is a counted drop. */
+	 * fatal failure of the node: it must then have emitted and counted
+	 * nothing of this batch, which the host counts as dropped for reason
+	 * "node-failed", as it does every later batch. Per-packet trouble is
+	 * a counted drop and returns 0. */
 	int (*process)(void *state, struct pp_batch *batch);
 	/* Stop producing; emit or write what is pending. Called once every
 	 * input has finished. 0: done. -EINPROGRESS: the node calls

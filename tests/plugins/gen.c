@@ -3,6 +3,7 @@
  * never finishes, for signal tests). Its keys cover every option type so
  * that graph tests can exercise the parser through a real plugin. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <pktpipe/plugin.h>
@@ -52,6 +53,18 @@ struct gen {
 	int64_t sent;
 	bool stopped;
 };
+
+/* Cross-key checks run at --check time; this one exists for the tests. */
+static int gen_validate(const void *config, char *err, size_t errlen)
+{
+	const struct gen_config *cfg = config;
+
+	if (cfg->label && strcmp(cfg->label, "invalid") == 0) {
+		snprintf(err, errlen, "label 'invalid' is refused by validate()");
+		return -EINVAL;
+	}
+	return 0;
+}
 
 static void gen_turn(void *arg);
 
@@ -154,6 +167,7 @@ PP_EXPORT const struct pp_plugin pp_plugin = {
 	.roles = PP_ROLE_SOURCE,
 	.options = gen_options,
 	.config_size = sizeof(struct gen_config),
+	.validate = gen_validate,
 	.open = gen_open,
 	.start = gen_start,
 	.stop = gen_stop,
