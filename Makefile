@@ -35,11 +35,15 @@ CORE_HDRS := $(wildcard core/*.h include/pktpipe/*.h)
 HOST_LIBS := -lltdl $(shell pkg-config --libs inih) -lpthread
 HOST_DEFS := -DPP_VERSION='"$(VERSION)"' -DPP_PLUGINDIR='"$(PLUGINDIR)"'
 
-# ---- plugins: one folder each; pkgs lists its pkg-config names ----
-ALL_PLUGINS := $(notdir $(patsubst %/,%,$(wildcard plugins/*/)))
+# ---- plugins: plugins/NAME/NAME.c and the other .c files beside it;
+# plugins/NAME/pkgs lists pkg-config names, libs other linker flags, extra
+# sources shared with other plugins (from plugins/lib/, say). ----
+ALL_PLUGINS := $(patsubst plugins/%/,%,$(foreach d,$(wildcard plugins/*/),$(if $(wildcard $(d)$(notdir $(d:/=)).c),$(d))))
 PLUGINS     ?= $(ALL_PLUGINS)
 plugin_pkgs  = $(strip $(shell cat plugins/$(1)/pkgs 2>/dev/null))
 plugin_libs  = $(strip $(shell cat plugins/$(1)/libs 2>/dev/null))
+plugin_extra = $(strip $(shell cat plugins/$(1)/extra 2>/dev/null))
+plugin_srcs  = $(wildcard plugins/$(1)/*.c) $(call plugin_extra,$(1))
 plugin_found = $(if $(call plugin_pkgs,$(1)),$(shell pkg-config --exists $(call plugin_pkgs,$(1)) && echo y),y)
 BUILT_PLUGINS   := $(foreach p,$(PLUGINS),$(if $(wildcard plugins/$(p)/*.c),$(if $(call plugin_found,$(p)),$(p))))
 SKIPPED_PLUGINS := $(filter-out $(BUILT_PLUGINS),$(PLUGINS))
@@ -69,10 +73,10 @@ $(BUILD)/pktpipe: $(BUILD)/core/main.o $(BUILD)/libpktpipe-core.a
 	$(CC) $(BASE_LDFLAGS) -o $@ $^ $(HOST_LIBS)
 
 define plugin_rule
-$(BUILD)/plugins/$(1).so: $(wildcard plugins/$(1)/*.c plugins/$(1)/*.h) $(wildcard include/pktpipe/*.h) plugins/$(1)/pkgs
+$(BUILD)/plugins/$(1).so: $(call plugin_srcs,$(1)) $(wildcard plugins/$(1)/*.h plugins/lib/*.h) $(wildcard include/pktpipe/*.h) $(wildcard plugins/$(1)/pkgs plugins/$(1)/extra)
 	@mkdir -p $$(@D)
-	$$(CC) $$(BASE_CFLAGS) $$(PLUGIN_CFLAGS) $$(if $$(call plugin_pkgs,$(1)),$$(shell pkg-config --cflags $$(call plugin_pkgs,$(1)))) \
-		-o $$@ $(wildcard plugins/$(1)/*.c) $$(BASE_LDFLAGS) $$(PLUGIN_LDFLAGS) \
+	$$(CC) $$(BASE_CFLAGS) $$(PLUGIN_CFLAGS) -Iplugins/lib $$(if $$(call plugin_pkgs,$(1)),$$(shell pkg-config --cflags $$(call plugin_pkgs,$(1)))) \
+		-o $$@ $(call plugin_srcs,$(1)) $$(BASE_LDFLAGS) $$(PLUGIN_LDFLAGS) \
 		$$(if $$(call plugin_pkgs,$(1)),$$(shell pkg-config --libs $$(call plugin_pkgs,$(1)))) $$(call plugin_libs,$(1))
 endef
 $(foreach p,$(BUILT_PLUGINS),$(eval $(call plugin_rule,$(p))))
