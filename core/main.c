@@ -33,6 +33,7 @@ struct cli {
 	bool check;
 	bool list_plugins;
 	const char *describe;
+	const char *format;
 	uint64_t drain_ns;
 };
 
@@ -48,6 +49,7 @@ static const char usage_text[] =
 	"      --drain-timeout D   how long stopping may take (default 5s)\n"
 	"      --list-plugins      name, roles and summary of every plugin found\n"
 	"      --describe PLUGIN   every key of PLUGIN: type, default, bounds, help\n"
+	"      --format FMT        for --describe: text (default), markdown or ini\n"
 	"  -v, --verbose           more messages (twice: debug)\n"
 	"  -q, --quiet             errors only\n"
 	"      --version, --help\n"
@@ -78,7 +80,7 @@ static void add_default_dirs(void)
 
 static int parse_args(int argc, char **argv, struct cli *cli)
 {
-	enum { O_CHECK = 256, O_STATS, O_PATH, O_LIST, O_DESCRIBE, O_VERSION, O_DRAIN };
+	enum { O_CHECK = 256, O_STATS, O_PATH, O_LIST, O_DESCRIBE, O_VERSION, O_DRAIN, O_FORMAT };
 	static const struct option longs[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check", no_argument, NULL, O_CHECK },
@@ -87,6 +89,7 @@ static int parse_args(int argc, char **argv, struct cli *cli)
 		{ "drain-timeout", required_argument, NULL, O_DRAIN },
 		{ "list-plugins", no_argument, NULL, O_LIST },
 		{ "describe", required_argument, NULL, O_DESCRIBE },
+		{ "format", required_argument, NULL, O_FORMAT },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "version", no_argument, NULL, O_VERSION },
@@ -112,6 +115,7 @@ static int parse_args(int argc, char **argv, struct cli *cli)
 			break;
 		case O_LIST: cli->list_plugins = true; break;
 		case O_DESCRIBE: cli->describe = optarg; break;
+		case O_FORMAT: cli->format = optarg; break;
 		case 'v': pp_log_level++; break;
 		case 'q': pp_log_level = PP_LOG_ERROR; break;
 		case O_VERSION: printf("pktpipe %s (plugin ABI %d)\n", PP_VERSION, PP_ABI_VERSION); exit(0);
@@ -157,8 +161,11 @@ static int list_plugins(void)
 	return EXIT_OK;
 }
 
-static int describe(const char *name)
+/* The option table is the one source of --describe, the READMEs' key
+ * tables and the conf/ examples: three formats of the same walk. */
+static int describe(const char *name, const char *format)
 {
+	const struct pp_option *opts;
 	const struct pp_loaded *l;
 	char err[1024], roles[64];
 
@@ -166,13 +173,23 @@ static int describe(const char *name)
 		fprintf(stderr, "pktpipe: %s\n", err);
 		return EXIT_USAGE;
 	}
-	roles_text(l->plugin->roles, roles, sizeof(roles));
-	printf("%s: %s\nroles: %s\nfile: %s\n\n", l->plugin->name, l->plugin->summary, roles,
-	       l->path);
-	if (l->plugin->options && l->plugin->options->name)
-		pp_options_describe(l->plugin->options, stdout);
-	else
-		printf("(no keys)\n");
+	opts = l->plugin->options;
+	if (format && !strcmp(format, "markdown")) {
+		pp_options_describe_markdown(opts, stdout);
+	} else if (format && !strcmp(format, "ini")) {
+		pp_options_describe_ini(opts, stdout);
+	} else if (format && strcmp(format, "text")) {
+		fprintf(stderr, "pktpipe: --format: use text, markdown or ini\n");
+		return EXIT_USAGE;
+	} else {
+		roles_text(l->plugin->roles, roles, sizeof(roles));
+		printf("%s: %s\nroles: %s\nfile: %s\n\n", l->plugin->name, l->plugin->summary,
+		       roles, l->path);
+		if (opts && opts->name)
+			pp_options_describe(opts, stdout);
+		else
+			printf("(no keys)\n");
+	}
 	return EXIT_OK;
 }
 
@@ -267,7 +284,7 @@ int main(int argc, char **argv)
 	if (cli.list_plugins)
 		status = list_plugins();
 	else if (cli.describe)
-		status = describe(cli.describe);
+		status = describe(cli.describe, cli.format);
 	else if (cli.config)
 		status = run_config(&cli);
 	else {

@@ -1095,3 +1095,31 @@ void pp_format_duration(uint64_t ns, char *buf, size_t len)
 	else
 		format_exact(ns, duration_format_units, "", buf, len);
 }
+
+/* Commented-out ini lines, as conf/ examples carry them: the help with
+ * type and bounds, then the key at its default. */
+static void ini_one(const struct pp_option *opt, FILE *out)
+{
+	enum pp_opt_type t = value_type(opt);
+	char lo[32], hi[32];
+
+	fprintf(out, "; %s (%s%s): %s", opt->name, pp_option_type_name(opt),
+		opt->default_value ? "" : ", required", opt->help ? opt->help : "");
+	if (has_bounds(opt)) {
+		format_bound(t, opt->min, lo, sizeof(lo));
+		format_bound(t, opt->max, hi, sizeof(hi));
+		fprintf(out, " [%s .. %s]", lo, hi);
+	}
+	if (t == PP_OPT_ENUM) {
+		fprintf(out, " [");
+		print_choices(opt->choices, out);
+		fprintf(out, "]");
+	}
+	fprintf(out, "\n;%s = %s\n", opt->name, opt->default_value ? opt->default_value : "");
+}
+
+void pp_options_describe_ini(const struct pp_option *table, FILE *out)
+{
+	for (const struct pp_option *opt = table; opt && opt->name; opt++)
+		ini_one(opt, out);
+}
