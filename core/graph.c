@@ -8,8 +8,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CORE_KEY_PLUGIN "plugin"
-#define CORE_KEY_INPUT "input"
+/* Keys the host reads in every section; plugins may not reuse them. */
+const struct pp_option pp_core_options[] = {
+	{ .name = "plugin", .type = PP_OPT_STRING, .default_value = NULL,
+	  .offset = offsetof(struct node_core, plugin),
+	  .help = "the plugin that runs this node (pktpipe --list-plugins)" },
+	{ .name = "input", .type = PP_OPT_LIST, .item_type = PP_OPT_STRING, .default_value = "",
+	  .offset = offsetof(struct node_core, input),
+	  .help = "upstream nodes, comma-separated (fan-in); sources take none" },
+	{ .name = "thread", .type = PP_OPT_BOOL, .default_value = "no",
+	  .offset = offsetof(struct node_core, thread),
+	  .help = "run this node on a thread of its own, fed through a bounded queue" },
+	{ .name = "queue", .type = PP_OPT_INT, .default_value = "64", .min = 1, .max = 65536,
+	  .offset = offsetof(struct node_core, queue),
+	  .help = "batches a threaded node's queue holds; when full, arriving batches are "
+		  "dropped (reason queue-full), so a slow node never stalls its producers" },
+	PP_OPTION_END,
+};
 
 static bool valid_node_name(const char *s)
 {
@@ -30,6 +45,7 @@ static void free_node(struct pp_node *n)
 		pp_options_free(n->plugin->options, n->config);
 		free(n->config);
 	}
+	pp_options_free(pp_core_options, &n->core);
 	while (n->counters) {
 		struct node_counter *c = n->counters;
 
@@ -53,35 +69,35 @@ void pp_graph_free(struct pp_graph *g)
 	free(g);
 }
 
-static int set_value(struct pp_node *n, const struct pp_option *o, const char *text,
+static int set_value(void *config, const struct pp_option *o, const char *text,
 		     const char *file, int line)
 {
 	char why[512];
 
-	if (pp_option_parse(o, text, n->config, why, sizeof(why)) == 0)
+	if (pp_option_parse(o, text, config, why, sizeof(why)) == 0)
 		return 0;
 	pp_diag(file, line, "%s: %s", o->name, why);
 	return -EINVAL;
 }
 
-static int set_defaults(struct pp_node *n)
+static int set_defaults(const struct pp_node *n, const struct pp_option *table, void *config)
 {
 	int rc = 0;
 
-	for (const struct pp_option *o = n->plugin->options; o && o->name; o++)
+	for (const struct pp_option *o = table; o && o->name; o++)
 		if (o->default_value && *o->default_value)
-			rc |= set_value(n, o, o->default_value, n->conf_path, n->line);
+			rc |= set_value(config, o, o->default_value, n->conf_path, n->line);
 	return rc ? -EINVAL : 0;
 }
 
-static int set_keys(struct pp_node *n, const struct pp_conf_section *s)
+static int set_plugin_keys(struct pp_node *n, const struct pp_conf_section *s)
 {
 	int rc = 0;
 
 	for (const struct pp_conf_kv *kv = s->kvs; kv; kv = kv->next) {
 		const struct pp_option *o;
 
-		if (!strcmp(kv->key, CORE_KEY_PLUGIN) || !strcmp(kv->key, CORE_KEY_INPUT))
+		if (pp_option_find(pp_core_options, kv->key))
 			continue;
 		o = pp_option_find(n->plugin->options, kv->key);
 		if (!o) {
@@ -91,7 +107,20 @@ static int set_keys(struct pp_node *n, const struct pp_conf_section *s)
 			rc = -EINVAL;
 			continue;
 		}
-		rc |= set_value(n, o, kv->value, n->conf_path, kv->line);
+		rc |= set_value(n->config, o, kv->value, n->conf_path, kv->line);
+	}
+	return rc ? -EINVAL : 0;
+}
+
+static int set_core_keys(struct pp_node *n, const struct pp_conf_section *s)
+{
+	int rc = set_defaults(n, pp_core_options, &n->core);
+
+	for (const struct pp_conf_kv *kv = s->kvs; kv; kv = kv->next) {
+		const struct pp_option *o = pp_option_find(pp_core_options, kv->key);
+
+		if (o)
+			rc |= set_value(&n->core, o, kv->value, n->conf_path, kv->line);
 	}
 	return rc ? -EINVAL : 0;
 }
@@ -118,8 +147,8 @@ static int configure(struct pp_node *n, const struct pp_conf_section *s)
 	n->config = calloc(1, n->plugin->config_size ? n->plugin->config_size : 1);
 	if (!n->config)
 		return -ENOMEM;
-	rc = set_defaults(n);
-	rc |= set_keys(n, s);
+	rc = set_defaults(n, n->plugin->options, n->config);
+	rc |= set_plugin_keys(n, s);
 	rc |= check_required(n, s);
 	if (rc)
 		return -EINVAL;
@@ -132,16 +161,16 @@ static int configure(struct pp_node *n, const struct pp_conf_section *s)
 
 static int load_plugin(struct pp_node *n, const struct pp_conf_section *s)
 {
-	const struct pp_conf_kv *kv = pp_conf_get(s, CORE_KEY_PLUGIN);
+	const struct pp_conf_kv *kv = pp_conf_get(s, "plugin");
 	const struct pp_loaded *l;
 	char err[1024];
 
-	if (!kv) {
+	if (!kv || !n->core.plugin) {
 		pp_diag(n->conf_path, n->line, "[%s]: missing 'plugin =' (which plugin runs this node)",
 			n->name);
 		return -EINVAL;
 	}
-	if (pp_loader_load(kv->value, &l, err, sizeof(err)) < 0) {
+	if (pp_loader_load(n->core.plugin, &l, err, sizeof(err)) < 0) {
 		pp_diag(n->conf_path, kv->line, "%s", err);
 		return -EINVAL;
 	}
@@ -172,10 +201,11 @@ static int new_node(const struct pp_conf *conf, const struct pp_conf_section *s,
 			s->name);
 		return -EINVAL;
 	}
-	rc = load_plugin(n, s);
-	if (rc == 0)
-		rc = configure(n, s);
-	return rc;
+	rc = set_core_keys(n, s);
+	rc |= load_plugin(n, s);
+	if (n->plugin)
+		rc |= configure(n, s);
+	return rc ? -EINVAL : 0;
 }
 
 static struct pp_node *find_node(struct pp_node **nodes, size_t count, const char *name)
@@ -228,28 +258,17 @@ static int link_input(struct pp_node **nodes, size_t count, struct pp_node *n,
 static int link_inputs(struct pp_node **nodes, size_t count, struct pp_node *n,
 		       const struct pp_conf_section *s)
 {
-	const struct pp_conf_kv *kv = pp_conf_get(s, CORE_KEY_INPUT);
-	char *copy, *save = NULL;
+	const struct pp_conf_kv *kv = pp_conf_get(s, "input");
 	int rc = 0;
 
 	if (!kv)
 		return 0;
-	copy = strdup(kv->value);
-	if (!copy)
-		return -ENOMEM;
-	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-		char *name = t + strspn(t, " \t");
-		char *end = name + strlen(name);
-
-		while (end > name && (end[-1] == ' ' || end[-1] == '\t'))
-			*--end = '\0';
-		rc |= link_input(nodes, count, n, name, kv->line);
-	}
+	for (size_t i = 0; i < n->core.input.count; i++)
+		rc |= link_input(nodes, count, n, n->core.input.str[i], kv->line);
 	if (rc == 0 && n->ninputs == 0) {
 		pp_diag(n->conf_path, kv->line, "'input =' names no node");
 		rc = -EINVAL;
 	}
-	free(copy);
 	return rc ? -EINVAL : 0;
 }
 
@@ -257,7 +276,7 @@ static int input_line(const struct pp_node *n, const struct pp_conf *conf)
 {
 	for (const struct pp_conf_section *s = conf->sections; s; s = s->next) {
 		if (strcmp(s->name, n->name) == 0) {
-			const struct pp_conf_kv *kv = pp_conf_get(s, CORE_KEY_INPUT);
+			const struct pp_conf_kv *kv = pp_conf_get(s, "input");
 
 			return kv ? kv->line : s->line;
 		}

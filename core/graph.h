@@ -22,9 +22,22 @@ struct node_counter {
 	char *name;
 	enum pp_counter_kind kind;
 	bool is_drop;
+	bool hide_zero; /* host-made: shown once it counts something */
 	pp_counter value;
 	struct node_counter *next;
 };
+
+/* The keys every node has, read by the host (pp_core_options). */
+struct node_core {
+	char *plugin;
+	struct pp_list input;
+	bool thread;
+	int64_t queue; /* batches */
+};
+
+extern const struct pp_option pp_core_options[];
+
+struct worker;
 
 struct pp_node {
 	char *name;
@@ -38,10 +51,15 @@ struct pp_node {
 	struct pp_stats stats;
 	struct node_counter *counters;
 	pp_counter *failed_drops; /* batches reaching a failed node */
-	enum node_state st;
+	enum node_state st; /* written by the main thread only */
 	bool failed;
 	struct pp_graph *graph;
-	struct pp_loop *loop;
+	struct pp_loop *loop; /* the loop its callbacks run on */
+	struct node_core core;
+	struct worker *worker; /* NULL: the main loop */
+	uint32_t queued_batches; /* cross-thread batches waiting (atomic) */
+	pp_counter queued_packets; /* ... and the packets in them (atomic) */
+	pp_counter *queue_full;
 };
 
 struct pp_graph {
@@ -70,9 +88,23 @@ void pp_graph_reopen(struct pp_graph *g);
 
 /* Host side of the pp_host calls. */
 void pp_node_emit(struct pp_node *n, struct pp_batch *b);
+/* Count a batch into n (atomic: any thread may). */
+void pp_node_count_in(struct pp_node *n, uint64_t packets, uint64_t bytes);
+/* Run n's process() on the calling thread, its own; input already counted. */
+void pp_node_process(struct pp_node *n, struct pp_batch *b);
+/* Run n's stop() on the calling thread, its own, and report. */
+void pp_node_stop_here(struct pp_node *n);
+/* n failed (from any thread): exit status 1, orderly shutdown. */
+void pp_node_fail(struct pp_node *n, int rc, const char *what);
+/* Drops of batches a failed or closed node could not take. */
+pp_counter *pp_node_failed_counter(struct pp_node *n);
+/* Packets the plugin holds plus those queued for its thread. */
+uint64_t pp_node_held(const struct pp_node *n);
 void pp_node_finished(struct pp_node *n, int status);
 pp_counter *pp_node_counter(struct pp_node *n, const char *name, enum pp_counter_kind kind,
 			    bool is_drop);
+/* A drop reason the host counts; reported once it is not zero. */
+pp_counter *pp_node_host_drop(struct pp_node *n, const char *reason);
 
 extern const struct pp_host pp_host_table;
 

@@ -81,6 +81,16 @@ pp_counter *pp_node_counter(struct pp_node *n, const char *name, enum pp_counter
 	return &c->value;
 }
 
+pp_counter *pp_node_host_drop(struct pp_node *n, const char *reason)
+{
+	pp_counter *c = pp_node_counter(n, reason, PP_COUNTER_TOTAL, true);
+
+	if (c)
+		((struct node_counter *)((char *)c - offsetof(struct node_counter, value)))->hide_zero =
+			true;
+	return c;
+}
+
 static pp_counter *host_drop_reason(struct pp_node *n, const char *reason)
 {
 	return pp_node_counter(n, reason, PP_COUNTER_TOTAL, true);

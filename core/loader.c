@@ -1,4 +1,5 @@
 #include "loader.h"
+#include "graph.h"
 #include "options.h"
 
 #include <dirent.h>
@@ -158,6 +159,11 @@ static int check_options(const struct pp_plugin *p, const char *path, char *err,
 	if (!p->options)
 		return 0;
 	for (const struct pp_option *o = p->options; o->name; o++) {
+		if (pp_option_find(pp_core_options, o->name)) {
+			snprintf(err, errlen, "%s: plugin '%s': option '%s' is a key every node has",
+				 path, p->name, o->name);
+			return -EINVAL;
+		}
 		if (o->offset + option_storage(o) > p->config_size) {
 			snprintf(err, errlen,
 				 "%s: plugin '%s': option '%s' lies outside its config_size %zu",
@@ -266,9 +272,9 @@ static int open_module(const char *path, lt_dlhandle *h, char *err, size_t errle
 {
 	lt_dladvise advise;
 
-	/* Resident: leak reports and backtraces at exit still resolve. */
-	if (lt_dladvise_init(&advise) || lt_dladvise_local(&advise) ||
-	    lt_dladvise_resident(&advise)) {
+	/* Local: one plugin's symbols never satisfy another's. Not resident:
+	 * lt_dlexit() must be able to release every handle. */
+	if (lt_dladvise_init(&advise) || lt_dladvise_local(&advise)) {
 		snprintf(err, errlen, "%s: libltdl: %s", path, lt_dlerror());
 		return -ENOMEM;
 	}

@@ -1,5 +1,6 @@
 /* Finding, loading and checking plugins. The only file that touches
- * libltdl. Loaded plugins stay resident until pp_loader_exit(). */
+ * libltdl. Loaded plugins stay loaded until pp_loader_exit(), which must
+ * come after every node is closed and every config freed. */
 #ifndef PKTPIPE_CORE_LOADER_H
 #define PKTPIPE_CORE_LOADER_H
 

@@ -2,10 +2,12 @@
 #include "log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -38,12 +40,33 @@ struct signal_source {
 	void *arg;
 };
 
+struct post {
+	pp_post_fn fn;
+	void *arg;
+	struct post *next;
+};
+
+/* Messages from other threads: a FIFO under a mutex, an eventfd to wake. */
+struct mailbox {
+	struct source src;
+	pthread_mutex_t lock;
+	struct post *head, **tail;
+};
+
 struct pp_loop {
 	int epfd;
 	bool quit;
 	struct source *dead; /* freed after the current turn */
 	struct signal_source *signals;
+	struct mailbox *mailbox;
 };
+
+static _Thread_local struct pp_loop *current_loop;
+
+struct pp_loop *pp_loop_current(void)
+{
+	return current_loop;
+}
 
 #define EVENTS_PER_TURN 64
 
@@ -63,21 +86,31 @@ uint64_t pp_now_real_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static int mailbox_new(struct pp_loop *loop);
+static void mailbox_dispatch(struct source *s, uint32_t events);
+
 int pp_loop_new(struct pp_loop **out)
 {
 	struct pp_loop *loop = calloc(1, sizeof(*loop));
+	int rc;
 
 	if (!loop)
 		return -ENOMEM;
 	loop->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (loop->epfd < 0) {
-		int rc = -errno;
-
-		free(loop);
-		return rc;
+		rc = -errno;
+		goto fail_alloc;
 	}
+	rc = mailbox_new(loop);
+	if (rc < 0)
+		goto fail_epoll;
 	*out = loop;
 	return 0;
+fail_epoll:
+	close(loop->epfd);
+fail_alloc:
+	free(loop);
+	return rc;
 }
 
 static void bury(struct source *s)
@@ -109,6 +142,12 @@ void pp_loop_free(struct pp_loop *loop)
 		bury(&loop->signals->src);
 		close(loop->signals->src.fd);
 	}
+	/* Posts still queued run now, so that what they carry is released
+	 * and accounted for (a late batch finds its node closed). */
+	mailbox_dispatch(&loop->mailbox->src, 0);
+	bury(&loop->mailbox->src);
+	close(loop->mailbox->src.fd);
+	pthread_mutex_destroy(&loop->mailbox->lock);
 	free_dead(loop);
 	close(loop->epfd);
 	free(loop);
@@ -132,6 +171,7 @@ int pp_loop_run(struct pp_loop *loop)
 	struct epoll_event evs[EVENTS_PER_TURN];
 
 	loop->quit = false;
+	current_loop = loop;
 	while (!loop->quit) {
 		int n = epoll_wait(loop->epfd, evs, EVENTS_PER_TURN, -1);
 
@@ -145,6 +185,7 @@ int pp_loop_run(struct pp_loop *loop)
 		}
 		free_dead(loop);
 	}
+	current_loop = NULL;
 	return 0;
 }
 
@@ -322,4 +363,78 @@ void pp_loop_timer_free(struct pp_timer *t)
 		return;
 	bury(&t->src);
 	close(t->src.fd);
+}
+
+/* ---- mailbox ---- */
+
+static void mailbox_dispatch(struct source *s, uint32_t events)
+{
+	struct mailbox *m = (struct mailbox *)s;
+	struct post *list;
+	uint64_t n;
+
+	(void)events;
+	if (read(s->fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		return;
+	pthread_mutex_lock(&m->lock);
+	list = m->head;
+	m->head = NULL;
+	m->tail = &m->head;
+	pthread_mutex_unlock(&m->lock);
+	while (list) {
+		struct post *p = list;
+
+		list = p->next;
+		p->fn(p->arg);
+		free(p);
+	}
+}
+
+static int mailbox_new(struct pp_loop *loop)
+{
+	struct mailbox *m = calloc(1, sizeof(*m));
+	int fd, rc;
+
+	if (!m)
+		return -ENOMEM;
+	fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		goto fail_alloc;
+	}
+	pthread_mutex_init(&m->lock, NULL);
+	m->tail = &m->head;
+	rc = add_source(loop, &m->src, fd, EPOLLIN, mailbox_dispatch);
+	if (rc < 0)
+		goto fail_fd;
+	loop->mailbox = m;
+	return 0;
+fail_fd:
+	pthread_mutex_destroy(&m->lock);
+	close(fd);
+fail_alloc:
+	free(m);
+	return rc;
+}
+
+int pp_loop_post(struct pp_loop *loop, pp_post_fn fn, void *arg)
+{
+	struct mailbox *m = loop->mailbox;
+	struct post *p = malloc(sizeof(*p));
+	uint64_t one = 1;
+
+	if (!p)
+		return -ENOMEM;
+	p->fn = fn;
+	p->arg = arg;
+	p->next = NULL;
+	pthread_mutex_lock(&m->lock);
+	*m->tail = p;
+	m->tail = &p->next;
+	pthread_mutex_unlock(&m->lock);
+	/* The counter cannot overflow in practice; a failed wake-up would
+	 * only mean EAGAIN on a counter already non-zero, i.e. awake. */
+	if (write(m->src.fd, &one, sizeof(one)) < 0)
+		return 0;
+	return 0;
 }

@@ -33,6 +33,14 @@ int pp_loop_timer_arm(struct pp_timer *t, uint64_t delay_ns, uint64_t interval_n
 void pp_loop_timer_disarm(struct pp_timer *t);
 void pp_loop_timer_free(struct pp_timer *t);
 
+/* Run fn(arg) on loop's thread, soon, in the order posted. Any thread may
+ * post; the eventfd wakes the loop. -ENOMEM if the message cannot be made. */
+typedef void (*pp_post_fn)(void *arg);
+int pp_loop_post(struct pp_loop *loop, pp_post_fn fn, void *arg);
+
+/* The loop running on the calling thread (NULL outside any). */
+struct pp_loop *pp_loop_current(void);
+
 uint64_t pp_now_mono_ns(void);
 uint64_t pp_now_real_ns(void);
 

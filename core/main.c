@@ -163,17 +163,8 @@ static int list_plugins(void)
 
 /* The option table is the one source of --describe, the READMEs' key
  * tables and the conf/ examples: three formats of the same walk. */
-static int describe(const char *name, const char *format)
+static int describe_table(const struct pp_option *opts, const char *format, const char *title)
 {
-	const struct pp_option *opts;
-	const struct pp_loaded *l;
-	char err[1024], roles[64];
-
-	if (pp_loader_load(name, &l, err, sizeof(err)) < 0) {
-		fprintf(stderr, "pktpipe: %s\n", err);
-		return EXIT_USAGE;
-	}
-	opts = l->plugin->options;
 	if (format && !strcmp(format, "markdown")) {
 		pp_options_describe_markdown(opts, stdout);
 	} else if (format && !strcmp(format, "ini")) {
@@ -182,15 +173,30 @@ static int describe(const char *name, const char *format)
 		fprintf(stderr, "pktpipe: --format: use text, markdown or ini\n");
 		return EXIT_USAGE;
 	} else {
-		roles_text(l->plugin->roles, roles, sizeof(roles));
-		printf("%s: %s\nroles: %s\nfile: %s\n\n", l->plugin->name, l->plugin->summary,
-		       roles, l->path);
+		printf("%s\n", title);
 		if (opts && opts->name)
 			pp_options_describe(opts, stdout);
 		else
 			printf("(no keys)\n");
 	}
 	return EXIT_OK;
+}
+
+static int describe(const char *name, const char *format)
+{
+	const struct pp_loaded *l;
+	char err[1024], roles[64], title[1024];
+
+	if (!strcmp(name, "core"))
+		return describe_table(pp_core_options, format, "core: keys every node has\n");
+	if (pp_loader_load(name, &l, err, sizeof(err)) < 0) {
+		fprintf(stderr, "pktpipe: %s\n", err);
+		return EXIT_USAGE;
+	}
+	roles_text(l->plugin->roles, roles, sizeof(roles));
+	snprintf(title, sizeof(title), "%s: %s\nroles: %s\nfile: %s\n", l->plugin->name,
+		 l->plugin->summary, roles, l->path);
+	return describe_table(l->plugin->options, format, title);
 }
 
 struct run_ctx {

@@ -36,12 +36,17 @@ static void json_string(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+static bool shown(const struct node_counter *c)
+{
+	return !c->hide_zero || pp_counter_get(&c->value);
+}
+
 static void json_counters(FILE *f, const struct pp_node *n, bool drops)
 {
 	bool first = true;
 
 	for (const struct node_counter *c = n->counters; c; c = c->next) {
-		if (c->is_drop != drops)
+		if (c->is_drop != drops || !shown(c))
 			continue;
 		fputs(first ? "" : ", ", f);
 		json_string(f, c->name);
@@ -62,13 +67,13 @@ static void json_node(FILE *f, const struct pp_node *n)
 		", \"bytes_in\": %llu, \"bytes_out\": %llu, \"dropped\": {",
 		(unsigned long long)pp_counter_get(&s->packets_in),
 		(unsigned long long)pp_counter_get(&s->packets_out),
-		(unsigned long long)pp_counter_get(&s->packets_held),
+		(unsigned long long)pp_node_held(n),
 		(unsigned long long)pp_counter_get(&s->bytes_in),
 		(unsigned long long)pp_counter_get(&s->bytes_out));
 	json_counters(f, n, true);
 	fputs("}", f);
 	for (const struct node_counter *c = n->counters; c; c = c->next) {
-		if (c->is_drop)
+		if (c->is_drop || !shown(c))
 			continue;
 		fputs(", ", f);
 		json_string(f, c->name);
@@ -117,7 +122,7 @@ static void summary_line(const struct pp_node *n)
 	       "summary (%s): in %llu out %llu held %llu dropped %llu%s%s%s", n->plugin->name,
 	       (unsigned long long)pp_counter_get(&s->packets_in),
 	       (unsigned long long)pp_counter_get(&s->packets_out),
-	       (unsigned long long)pp_counter_get(&s->packets_held),
+	       (unsigned long long)pp_node_held(n),
 	       (unsigned long long)dropped_total(n), len ? " (" : "", drops + (len ? 1 : 0),
 	       len ? ")" : "");
 }
@@ -138,7 +143,7 @@ bool pp_stats_balanced(const struct pp_graph *g)
 		const struct pp_node *n = g->nodes[i];
 		uint64_t in = pp_counter_get(&n->stats.packets_in);
 		uint64_t out = pp_counter_get(&n->stats.packets_out);
-		uint64_t held = pp_counter_get(&n->stats.packets_held);
+		uint64_t held = pp_node_held(n);
 		uint64_t dropped = dropped_total(n);
 
 		if (in != out + dropped + held) {
@@ -163,14 +168,16 @@ static void foreach_node(const struct pp_node *n, pp_stat_fn fn, void *arg)
 		{ "packets_out", offsetof(struct pp_stats, packets_out), PP_COUNTER_TOTAL },
 		{ "bytes_in", offsetof(struct pp_stats, bytes_in), PP_COUNTER_TOTAL },
 		{ "bytes_out", offsetof(struct pp_stats, bytes_out), PP_COUNTER_TOTAL },
-		{ "packets_held", offsetof(struct pp_stats, packets_held), PP_COUNTER_GAUGE },
 	};
 	char name[256];
 
 	for (size_t i = 0; i < sizeof(std) / sizeof(std[0]); i++)
 		fn(arg, n->name, n->plugin->name, std[i].name, std[i].kind,
 		   pp_counter_get((const pp_counter *)((const char *)&n->stats + std[i].offset)));
+	fn(arg, n->name, n->plugin->name, "packets_held", PP_COUNTER_GAUGE, pp_node_held(n));
 	for (const struct node_counter *c = n->counters; c; c = c->next) {
+		if (!shown(c))
+			continue;
 		snprintf(name, sizeof(name), "%s%s", c->is_drop ? "dropped." : "", c->name);
 		fn(arg, n->name, n->plugin->name, name, c->kind, pp_counter_get(&c->value));
 	}

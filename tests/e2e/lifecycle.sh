@@ -63,6 +63,41 @@ expect_balanced "fan" "$TMP/fan.json"
 expect_eq "fan-in" "$(stat "$TMP/fan.json" both packets_out)" 500
 expect_eq "fan-out" "$(stat "$TMP/fan.json" only-a packets_out)" 300
 
+# --- worker threads: the same result as without ---
+sed -e 's/^plugin = pass$/plugin = pass\nthread = yes/' -e 's/^plugin = count$/plugin = count\nthread = yes/' \
+	"$TMP/chain.ini" > "$TMP/threads.ini"
+run "$TMP/threads.ini" --stats-json "$TMP/threads.json"
+expect_eq "threads: exit" "$status" 0
+expect_balanced "threads" "$TMP/threads.json"
+for node in src mid sink; do
+	for f in packets_in packets_out bytes_out; do
+		expect_eq "threads: $node $f" "$(stat "$TMP/threads.json" $node $f)" \
+			"$(stat "$TMP/chain.json" $node $f)"
+	done
+done
+
+# --- a slow threaded consumer: its full queue drops, the producer never stalls ---
+cat > "$TMP/slowsink.ini" <<INI
+[src]
+plugin = gen
+count = 3000
+batch = 1
+
+[sink]
+plugin = count
+input = src
+thread = yes
+queue = 2
+delay = 2ms
+INI
+run "$TMP/slowsink.ini" --stats-json "$TMP/slowsink.json"
+expect_eq "queue-full: exit" "$status" 0
+expect_balanced "queue-full" "$TMP/slowsink.json"
+qf=$(stat "$TMP/slowsink.json" sink dropped queue-full)
+if [ "$qf" -gt 0 ]; then ok; else fail "queue-full: no drops counted ($qf)"; fi
+expect_eq "queue-full: in = delivered + dropped" \
+	$(($(stat "$TMP/slowsink.json" sink packets_out) + qf)) 3000
+
 # --- a slow drain still delivers everything ---
 sed -e 's/hold_last = yes/hold_last = yes\nslow_stop = yes/' "$TMP/chain.ini" > "$TMP/slow.ini"
 run "$TMP/slow.ini" --stats-json "$TMP/slow.json"

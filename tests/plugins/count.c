@@ -3,16 +3,21 @@
  * so tests can compare them with the stats. */
 #include <errno.h>
 #include <stdlib.h>
+#include <time.h>
 #include <pktpipe/plugin.h>
 
 struct count_config {
 	int64_t fail_after;
+	uint64_t delay;
 };
 
 static const struct pp_option count_options[] = {
 	{ .name = "fail_after", .type = PP_OPT_INT, .default_value = "0", .min = 0,
 	  .max = 1000000000, .offset = offsetof(struct count_config, fail_after),
 	  .help = "fail process() after this many packets; 0 = never" },
+	{ .name = "delay", .type = PP_OPT_DURATION, .default_value = "0", .max = 1000000000,
+	  .offset = offsetof(struct count_config, delay),
+	  .help = "sleep this long per batch: a slow consumer (only with thread = yes)" },
 	PP_OPTION_END,
 };
 
@@ -44,6 +49,8 @@ static int count_process(void *state, struct pp_batch *b)
 
 	if (c->cfg->fail_after && c->packets + n > (uint64_t)c->cfg->fail_after)
 		return -EIO;
+	if (c->cfg->delay)
+		nanosleep(&(struct timespec){ .tv_nsec = (long)c->cfg->delay }, NULL);
 	c->packets += n;
 	c->bytes += pp_batch_bytes(b);
 	c->host->delivered(c->node, n, pp_batch_bytes(b));

@@ -1,0 +1,260 @@
+#include "worker.h"
+#include "graph.h"
+#include "log.h"
+#include "loop.h"
+#include "packet.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct worker {
+	struct pp_node *node;
+	struct pp_loop *loop;
+	pthread_t thread;
+	bool running;
+};
+
+struct batch_msg {
+	struct pp_node *to;
+	uint64_t packets;
+	uint32_t count;
+	struct pp_packet *pkts[];
+};
+
+struct state_msg {
+	struct pp_node *node;
+	int status;
+};
+
+static _Thread_local struct worker *current_worker;
+
+bool pp_on_node_thread(const struct pp_node *n)
+{
+	return n->worker == current_worker;
+}
+
+bool pp_on_main_thread(void)
+{
+	return current_worker == NULL;
+}
+
+int pp_workers_create(struct pp_graph *g)
+{
+	for (size_t i = 0; i < g->count; i++) {
+		struct pp_node *n = g->nodes[i];
+		struct worker *w;
+
+		if (!n->core.thread)
+			continue;
+		w = calloc(1, sizeof(*w));
+		if (!w || pp_loop_new(&w->loop) < 0) {
+			free(w);
+			return -ENOMEM;
+		}
+		w->node = n;
+		n->worker = w;
+		n->loop = w->loop;
+		n->queue_full = pp_node_host_drop(n, "queue-full");
+		if (!n->queue_full)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	int rc;
+
+	current_worker = w;
+	rc = pp_loop_run(w->loop);
+	if (rc < 0)
+		pp_log(PP_LOG_ERROR, w->node->name, "worker loop: %s", strerror(-rc));
+	return NULL;
+}
+
+int pp_workers_start(struct pp_graph *g)
+{
+	for (size_t i = 0; i < g->count; i++) {
+		struct worker *w = g->nodes[i]->worker;
+		int rc;
+
+		if (!w)
+			continue;
+		rc = pthread_create(&w->thread, NULL, worker_main, w);
+		if (rc) {
+			pp_log(PP_LOG_ERROR, w->node->name, "cannot start its thread: %s",
+			       strerror(rc));
+			return -rc;
+		}
+		w->running = true;
+	}
+	return 0;
+}
+
+static void quit_loop(void *arg)
+{
+	pp_loop_quit(arg);
+}
+
+void pp_workers_join(struct pp_graph *g)
+{
+	for (size_t i = 0; i < g->count; i++) {
+		struct worker *w = g->nodes[i]->worker;
+
+		if (!w || !w->running)
+			continue;
+		if (pp_loop_post(w->loop, quit_loop, w->loop) == 0)
+			pthread_join(w->thread, NULL);
+		w->running = false;
+	}
+}
+
+void pp_workers_free(struct pp_graph *g)
+{
+	for (size_t i = 0; i < g->count; i++) {
+		struct pp_node *n = g->nodes[i];
+
+		if (!n->worker)
+			continue;
+		pp_loop_free(n->worker->loop);
+		free(n->worker);
+		n->worker = NULL;
+		n->loop = NULL;
+	}
+}
+
+static void run_batch(void *arg)
+{
+	struct batch_msg *m = arg;
+	struct pp_batch b = { .pkts = m->pkts, .count = m->count };
+
+	__atomic_sub_fetch(&m->to->queued_batches, 1, __ATOMIC_RELAXED);
+	__atomic_sub_fetch(&m->to->queued_packets, m->packets, __ATOMIC_RELAXED);
+	pp_node_process(m->to, &b);
+	for (uint32_t i = 0; i < m->count; i++)
+		pp_packet_unref(m->pkts[i]);
+	free(m);
+}
+
+static void drop_remote(struct pp_node *n, pp_counter *reason, uint64_t packets)
+{
+	__atomic_fetch_add(reason ? reason : pp_node_failed_counter(n), packets,
+			   __ATOMIC_RELAXED);
+}
+
+/* A batch that could not be posted: undo the queue counts, count it as
+ * dropped, release it. */
+static void run_batch_dropped(struct batch_msg *m)
+{
+	__atomic_sub_fetch(&m->to->queued_batches, 1, __ATOMIC_RELAXED);
+	__atomic_sub_fetch(&m->to->queued_packets, m->packets, __ATOMIC_RELAXED);
+	drop_remote(m->to, NULL, m->packets);
+	for (uint32_t i = 0; i < m->count; i++)
+		pp_packet_unref(m->pkts[i]);
+	free(m);
+}
+
+static struct pp_loop *loop_of(const struct pp_node *n)
+{
+	return n->worker ? n->worker->loop : n->graph->loop;
+}
+
+/* A queue bound applies to threaded nodes; batches from workers back to
+ * the main loop are bounded by the workers' own queues upstream. */
+static bool queue_full(struct pp_node *n)
+{
+	uint32_t q = __atomic_add_fetch(&n->queued_batches, 1, __ATOMIC_RELAXED);
+
+	if (!n->worker || q <= (uint64_t)n->core.queue)
+		return false;
+	__atomic_sub_fetch(&n->queued_batches, 1, __ATOMIC_RELAXED);
+	return true;
+}
+
+void pp_deliver_remote(struct pp_node *n, struct pp_batch *b)
+{
+	uint64_t packets = pp_batch_packets(b);
+	struct batch_msg *m;
+
+	pp_node_count_in(n, packets, pp_batch_bytes(b));
+	if (queue_full(n)) {
+		drop_remote(n, n->queue_full, packets);
+		return;
+	}
+	m = malloc(sizeof(*m) + b->count * sizeof(m->pkts[0]));
+	if (!m) {
+		__atomic_sub_fetch(&n->queued_batches, 1, __ATOMIC_RELAXED);
+		drop_remote(n, NULL, packets);
+		return;
+	}
+	m->to = n;
+	m->packets = packets;
+	m->count = b->count;
+	for (uint32_t i = 0; i < b->count; i++) {
+		m->pkts[i] = b->pkts[i];
+		pp_packet_ref(b->pkts[i]);
+	}
+	__atomic_add_fetch(&n->queued_packets, packets, __ATOMIC_RELAXED);
+	if (pp_loop_post(loop_of(n), run_batch, m) < 0) {
+		run_batch_dropped(m);
+	}
+}
+
+/* A stop request left in the mailbox of a node already closed (the drain
+ * deadline passed) must not reach the plugin. */
+static void run_stop(void *arg)
+{
+	struct pp_node *n = arg;
+
+	if (__atomic_load_n(&n->st, __ATOMIC_ACQUIRE) == NODE_STOPPING)
+		pp_node_stop_here(n);
+}
+
+void pp_stop_remote(struct pp_node *n)
+{
+	if (pp_loop_post(n->worker->loop, run_stop, n) < 0)
+		pp_log(PP_LOG_ERROR, n->name, "cannot reach its thread to stop it");
+}
+
+static void post_state(struct pp_node *n, int status, pp_post_fn fn)
+{
+	struct state_msg *m = malloc(sizeof(*m));
+
+	if (m) {
+		m->node = n;
+		m->status = status;
+	}
+	if (!m || pp_loop_post(n->graph->loop, fn, m) < 0) {
+		free(m);
+		pp_log(PP_LOG_ERROR, n->name, "cannot report to the main thread");
+	}
+}
+
+static void run_finished(void *arg)
+{
+	struct state_msg *m = arg;
+
+	pp_node_finished(m->node, m->status);
+	free(m);
+}
+
+static void run_failed(void *arg)
+{
+	struct state_msg *m = arg;
+
+	pp_node_fail(m->node, m->status, "process");
+	free(m);
+}
+
+void pp_report_finished(struct pp_node *n, int status)
+{
+	post_state(n, status, run_finished);
+}
+
+void pp_report_failed(struct pp_node *n, int status)
+{
+	post_state(n, status, run_failed);
+}

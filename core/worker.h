@@ -1,0 +1,37 @@
+/* Nodes with `thread = yes`: each runs on a thread of its own with its own
+ * loop. Batches crossing between threads travel as posted messages holding
+ * references, through a queue bounded per node; a full queue drops the
+ * arriving batch (reason queue-full) instead of ever blocking a producer.
+ * Stop requests and finished/failed reports cross the same way, so the
+ * main thread alone moves node states. Mailboxes are FIFO: every batch
+ * posted before a stop request is processed before it. */
+#ifndef PKTPIPE_CORE_WORKER_H
+#define PKTPIPE_CORE_WORKER_H
+
+#include <pktpipe/plugin.h>
+
+struct pp_graph;
+struct pp_node;
+
+/* Give every threaded node a loop (before open) and a thread (after start). */
+int pp_workers_create(struct pp_graph *g);
+int pp_workers_start(struct pp_graph *g);
+/* Stop and join every thread, then (after close) free their loops. */
+void pp_workers_join(struct pp_graph *g);
+void pp_workers_free(struct pp_graph *g);
+
+/* Whether the calling thread is n's own. */
+bool pp_on_node_thread(const struct pp_node *n);
+/* Whether the calling thread is the main one. */
+bool pp_on_main_thread(void);
+
+/* Hand b to n on n's thread (references taken), or drop it if n's queue is
+ * full. packets_in is counted here either way. */
+void pp_deliver_remote(struct pp_node *n, struct pp_batch *b);
+/* Run n's stop() on its thread. */
+void pp_stop_remote(struct pp_node *n);
+/* From a worker: tell the main thread that n finished or failed. */
+void pp_report_finished(struct pp_node *n, int status);
+void pp_report_failed(struct pp_node *n, int status);
+
+#endif
