@@ -51,7 +51,7 @@ PLUGIN_SOS      := $(BUILT_PLUGINS:%=$(BUILD)/plugins/%.so)
 PLUGIN_CFLAGS   := -fPIC -fvisibility=hidden
 PLUGIN_LDFLAGS  := -shared -Wl,-z,defs
 
-.PHONY: all host plugins report check test deps demo bench fuzz install uninstall clean
+.PHONY: all host plugins report check test deps demo bench fuzz install uninstall clean man tools
 all: host plugins tools report
 
 host: $(BUILD)/pktpipe
@@ -125,16 +125,47 @@ deps:
 demo: deps all
 	contrib/demo.sh $(BUILD)
 
-install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(INCLUDEDIR)/pktpipe
+# ---- install: the host, plugins, SDK header and pkg-config, man pages
+# (pktpipe.ini(5) generated from the option tables), conf examples, units.
+MANDIR  ?= $(PREFIX)/share/man
+DOCDIR  ?= $(PREFIX)/share/doc/pktpipe
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+HEADERS := $(wildcard include/pktpipe/*.h)
+
+man: $(BUILD)/man/pktpipe.8 $(BUILD)/man/pktpipe.ini.5
+$(BUILD)/man/pktpipe.8: contrib/man/pktpipe.8
+	@mkdir -p $(@D)
+	sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@PLUGINDIR@|$(PLUGINDIR)|g' $< > $@
+$(BUILD)/man/pktpipe.ini.5: contrib/man/pktpipe.ini.5.head contrib/man/gen-ini5.sh $(BUILD)/pktpipe $(PLUGIN_SOS)
+	@mkdir -p $(@D)
+	contrib/man/gen-ini5.sh $(BUILD)/pktpipe $(VERSION) $(BUILT_PLUGINS) > $@
+
+$(BUILD)/pktpipe.pc: Makefile
+	@mkdir -p $(@D)
+	printf 'prefix=%s\nincludedir=%s\nplugindir=%s\n\nName: pktpipe\nDescription: %s\nVersion: %s\nCflags: -I$${includedir}\n' \
+		'$(PREFIX)' '$(INCLUDEDIR)' '$(PLUGINDIR)' 'pktpipe plugin SDK (ABI header)' '$(VERSION)' > $@
+
+install: all man $(BUILD)/pktpipe.pc
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(INCLUDEDIR)/pktpipe \
+		$(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
+		$(DESTDIR)$(DOCDIR)/conf $(DESTDIR)$(UNITDIR)
 	install -m 755 $(BUILD)/pktpipe $(DESTDIR)$(BINDIR)/pktpipe
-	$(foreach so,$(PLUGIN_SOS),install -m 755 $(so) $(DESTDIR)$(PLUGINDIR)/;)
-	install -m 644 include/pktpipe/*.h $(DESTDIR)$(INCLUDEDIR)/pktpipe/
+	$(if $(PLUGIN_SOS),install -m 755 $(PLUGIN_SOS) $(DESTDIR)$(PLUGINDIR)/)
+	install -m 644 $(HEADERS) $(DESTDIR)$(INCLUDEDIR)/pktpipe/
+	install -m 644 $(BUILD)/pktpipe.pc $(DESTDIR)$(LIBDIR)/pkgconfig/pktpipe.pc
+	install -m 644 $(BUILD)/man/pktpipe.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 644 $(BUILD)/man/pktpipe.ini.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 644 conf/*.ini $(DESTDIR)$(DOCDIR)/conf/
+	install -m 644 README.md LICENSE $(DESTDIR)$(DOCDIR)/
+	install -m 644 contrib/systemd/*.service $(DESTDIR)$(UNITDIR)/
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/pktpipe
-	rm -f $(BUILT_PLUGINS:%=$(DESTDIR)$(PLUGINDIR)/%.so)
-	rm -f $(wildcard include/pktpipe/*.h:include/%=$(DESTDIR)$(INCLUDEDIR)/%)
+	rm -f $(DESTDIR)$(BINDIR)/pktpipe $(DESTDIR)$(LIBDIR)/pkgconfig/pktpipe.pc
+	rm -f $(ALL_PLUGINS:%=$(DESTDIR)$(PLUGINDIR)/%.so)
+	rm -f $(HEADERS:include/%=$(DESTDIR)$(INCLUDEDIR)/%)
+	rm -f $(DESTDIR)$(MANDIR)/man8/pktpipe.8 $(DESTDIR)$(MANDIR)/man5/pktpipe.ini.5
+	rm -rf $(DESTDIR)$(DOCDIR)
+	rm -f $(patsubst contrib/systemd/%,$(DESTDIR)$(UNITDIR)/%,$(wildcard contrib/systemd/*.service))
 	-rmdir $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(INCLUDEDIR)/pktpipe 2>/dev/null
 
 clean:

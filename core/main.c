@@ -49,7 +49,7 @@ static const char usage_text[] =
 	"      --drain-timeout D   how long stopping may take (default 5s)\n"
 	"      --list-plugins      name, roles and summary of every plugin found\n"
 	"      --describe PLUGIN   every key of PLUGIN: type, default, bounds, help\n"
-	"      --format FMT        for --describe: text (default), markdown or ini\n"
+	"      --format FMT        for --describe: text (default), markdown, ini or man\n"
 	"  -v, --verbose           more messages (twice: debug)\n"
 	"  -q, --quiet             errors only\n"
 	"      --version, --help\n"
@@ -169,8 +169,10 @@ static int describe_table(const struct pp_option *opts, const char *format, cons
 		pp_options_describe_markdown(opts, stdout);
 	} else if (format && !strcmp(format, "ini")) {
 		pp_options_describe_ini(opts, stdout);
+	} else if (format && !strcmp(format, "man")) {
+		pp_options_describe_man(opts, stdout);
 	} else if (format && strcmp(format, "text")) {
-		fprintf(stderr, "pktpipe: --format: use text, markdown or ini\n");
+		fprintf(stderr, "pktpipe: --format: use text, markdown, ini or man\n");
 		return EXIT_USAGE;
 	} else {
 		printf("%s\n", title);

@@ -1123,3 +1123,54 @@ void pp_options_describe_ini(const struct pp_option *table, FILE *out)
 	for (const struct pp_option *opt = table; opt && opt->name; opt++)
 		ini_one(opt, out);
 }
+
+/* roff escapes: a leading '.' or '\'' would be a request, '\\' an escape. */
+static void man_text(const char *s, FILE *out)
+{
+	if (*s == '.' || *s == '\'')
+		fputs("\\&", out);
+	for (; *s; s++) {
+		if (*s == '\\')
+			fputs("\\e", out);
+		else if (*s == '-')
+			fputs("\\-", out);
+		else
+			fputc(*s, out);
+	}
+}
+
+/* One .TP entry per key, for pktpipe.ini(5). */
+void pp_options_describe_man(const struct pp_option *table, FILE *out)
+{
+	for (const struct pp_option *opt = table; opt && opt->name; opt++) {
+		fputs(".TP\n.B ", out);
+		man_text(opt->name, out);
+		fputs(" \\fR(", out);
+		man_text(pp_option_type_name(opt), out);
+		if (!opt->default_value)
+			fputs(", required)\n", out);
+		else if (!opt->default_value[0])
+			fputs(", default: none)\n", out);
+		else {
+			fputs(", default: ", out);
+			man_text(opt->default_value, out);
+			fputs(")\n", out);
+		}
+		man_text(opt->help ? opt->help : "", out);
+		fputc('\n', out);
+		if (has_bounds(opt) || value_type(opt) == PP_OPT_ENUM) {
+			char lo[32], hi[32];
+
+			fputs(".br\n", out);
+			if (has_bounds(opt)) {
+				format_bound(value_type(opt), opt->min, lo, sizeof(lo));
+				format_bound(value_type(opt), opt->max, hi, sizeof(hi));
+				fprintf(out, "Bounds: %s .. %s.\n", lo, hi);
+			} else {
+				fputs("Choices: ", out);
+				print_choices(opt->choices, out);
+				fputs(".\n", out);
+			}
+		}
+	}
+}

@@ -39,6 +39,9 @@ void pp_options_describe_markdown(const struct pp_option *table, FILE *out);
 /* The same as commented-out ini lines at their defaults (conf/ files). */
 void pp_options_describe_ini(const struct pp_option *table, FILE *out);
 
+/* The same as roff .TP entries (pktpipe.ini(5)). */
+void pp_options_describe_man(const struct pp_option *table, FILE *out);
+
 /* Scalar parsers, exposed for other core parts and tests. All return 0 or
  * -EINVAL, and accept surrounding whitespace. */
 int pp_parse_int(const char *text, int64_t *out);
