@@ -26,6 +26,7 @@ struct reader {
 };
 
 static int diag_count;
+bool pp_diag_silent;
 
 void pp_diag(const char *file, int line, const char *fmt, ...)
 {
@@ -41,9 +42,9 @@ void pp_diag(const char *file, int line, const char *fmt, ...)
 	if (n > (int)sizeof(msg) - 2)
 		n = (int)sizeof(msg) - 2;
 	msg[n++] = '\n';
-	if (write(STDERR_FILENO, msg, (size_t)n) < 0)
-		return;
 	diag_count++;
+	if (!pp_diag_silent && write(STDERR_FILENO, msg, (size_t)n) < 0)
+		return;
 }
 
 int pp_diag_count(void)

@@ -37,6 +37,8 @@ const struct pp_conf_kv *pp_conf_get(const struct pp_conf_section *s, const char
 /* Print "FILE:LINE: message" (line 0: "FILE: message") and count it. */
 void pp_diag(const char *file, int line, const char *fmt, ...) PP_PRINTF(3, 4);
 int pp_diag_count(void);
+/* Count but do not print (fuzzing). */
+extern bool pp_diag_silent;
 void pp_diag_reset(void);
 
 #endif
