@@ -51,7 +51,7 @@ PLUGIN_SOS      := $(BUILT_PLUGINS:%=$(BUILD)/plugins/%.so)
 PLUGIN_CFLAGS   := -fPIC -fvisibility=hidden
 PLUGIN_LDFLAGS  := -shared -Wl,-z,defs
 
-.PHONY: all host plugins report check test deps demo bench fuzz install uninstall clean man tools
+.PHONY: all host plugins report check test deps demo bench fuzz install uninstall clean man tools docs
 all: host plugins tools report
 
 host: $(BUILD)/pktpipe
@@ -121,6 +121,10 @@ check: deps
 
 deps:
 	@contrib/deps.sh
+
+# Plugin READMEs' key tables, regenerated from the option tables.
+docs: all
+	contrib/readme-keys.sh $(BUILD)
 
 demo: deps all
 	contrib/demo.sh $(BUILD)

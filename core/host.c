@@ -109,7 +109,7 @@ static void host_stats_foreach(struct pp_node *n, pp_stat_fn fn, void *arg)
 static struct pp_watch *host_watch_fd(struct pp_node *n, int fd, unsigned flags,
 				      pp_watch_fn fn, void *arg)
 {
-	struct pp_watch *w = pp_loop_watch(n->loop, fd, flags, fn, arg);
+	struct pp_watch *w = pp_loop_watch(n->loop, n, fd, flags, fn, arg);
 
 	if (!w)
 		pp_log(PP_LOG_ERROR, n->name, "cannot watch fd %d", fd);
@@ -118,7 +118,7 @@ static struct pp_watch *host_watch_fd(struct pp_node *n, int fd, unsigned flags,
 
 static struct pp_timer *host_timer_new(struct pp_node *n, pp_timer_fn fn, void *arg)
 {
-	struct pp_timer *t = pp_loop_timer_new(n->loop, fn, arg);
+	struct pp_timer *t = pp_loop_timer_new(n->loop, n, fn, arg);
 
 	if (!t)
 		pp_log(PP_LOG_ERROR, n->name, "cannot create a timer");

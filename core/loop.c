@@ -2,6 +2,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -14,9 +15,14 @@
 #include <unistd.h>
 
 /* Watches, timers and the signal fd share one shape in epoll's data. */
+/* Every source owns its fd (a watch holds a dup of the plugin's): burying
+ * one closes it, so the loop can release any source at any time without
+ * touching an fd number its owner may have closed and reused. */
 struct source {
 	void (*dispatch)(struct source *s, uint32_t events);
 	struct pp_loop *loop;
+	const void *owner; /* released together by pp_loop_release_owner() */
+	struct source *prev, *next; /* the loop's live sources */
 	struct source *next_dead;
 	int fd;
 	bool dead;
@@ -26,6 +32,7 @@ struct pp_watch {
 	struct source src;
 	pp_watch_fn fn;
 	void *arg;
+	int plugin_fd; /* what the callback is told */
 };
 
 struct pp_timer {
@@ -57,6 +64,7 @@ struct pp_loop {
 	int epfd;
 	bool quit;
 	struct source *dead; /* freed after the current turn */
+	struct source *live;
 	struct signal_source *signals;
 	struct mailbox *mailbox;
 };
@@ -119,11 +127,28 @@ static void bury(struct source *s)
 		return;
 	s->dead = true;
 	epoll_ctl(s->loop->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+	close(s->fd);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		s->loop->live = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
 	s->next_dead = s->loop->dead;
 	s->loop->dead = s;
 }
 
-/* Only sources whose fd the loop owns (timers, signals) close it. */
+void pp_loop_release_owner(struct pp_loop *loop, const void *owner)
+{
+	struct source *s = loop->live, *next;
+
+	for (; s; s = next) {
+		next = s->next;
+		if (s->owner == owner)
+			bury(s);
+	}
+}
+
 static void free_dead(struct pp_loop *loop)
 {
 	while (loop->dead) {
@@ -138,16 +163,14 @@ void pp_loop_free(struct pp_loop *loop)
 {
 	if (!loop)
 		return;
-	if (loop->signals) {
+	if (loop->signals)
 		bury(&loop->signals->src);
-		close(loop->signals->src.fd);
-	}
 	/* Posts still queued run now, so that what they carry is released
 	 * and accounted for (a late batch finds its node closed). */
 	mailbox_dispatch(&loop->mailbox->src, 0);
-	bury(&loop->mailbox->src);
-	close(loop->mailbox->src.fd);
 	pthread_mutex_destroy(&loop->mailbox->lock);
+	while (loop->live)
+		bury(loop->live);
 	free_dead(loop);
 	close(loop->epfd);
 	free(loop);
@@ -163,6 +186,11 @@ static int add_source(struct pp_loop *loop, struct source *s, int fd, uint32_t e
 	s->fd = fd;
 	if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
 		return -errno;
+	s->prev = NULL;
+	s->next = loop->live;
+	if (loop->live)
+		loop->live->prev = s;
+	loop->live = s;
 	return 0;
 }
 
@@ -263,23 +291,29 @@ static void watch_dispatch(struct source *s, uint32_t events)
 		ready |= PP_WATCH_READ;
 	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 		ready |= PP_WATCH_WRITE;
-	w->fn(w->arg, s->fd, ready);
+	w->fn(w->arg, w->plugin_fd, ready);
 }
 
-struct pp_watch *pp_loop_watch(struct pp_loop *loop, int fd, unsigned flags, pp_watch_fn fn,
-			       void *arg)
+struct pp_watch *pp_loop_watch(struct pp_loop *loop, const void *owner, int fd, unsigned flags,
+			       pp_watch_fn fn, void *arg)
 {
 	struct pp_watch *w = calloc(1, sizeof(*w));
+	int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 
-	if (!w)
-		return NULL;
+	if (!w || own < 0)
+		goto fail;
 	w->fn = fn;
 	w->arg = arg;
-	if (add_source(loop, &w->src, fd, epoll_events(flags), watch_dispatch) < 0) {
-		free(w);
-		return NULL;
-	}
+	w->plugin_fd = fd;
+	w->src.owner = owner;
+	if (add_source(loop, &w->src, own, epoll_events(flags), watch_dispatch) < 0)
+		goto fail;
 	return w;
+fail:
+	if (own >= 0)
+		close(own);
+	free(w);
+	return NULL;
 }
 
 int pp_loop_watch_modify(struct pp_watch *w, unsigned flags)
@@ -311,7 +345,8 @@ static void timer_dispatch(struct source *s, uint32_t events)
 	t->fn(t->arg);
 }
 
-struct pp_timer *pp_loop_timer_new(struct pp_loop *loop, pp_timer_fn fn, void *arg)
+struct pp_timer *pp_loop_timer_new(struct pp_loop *loop, const void *owner, pp_timer_fn fn,
+				   void *arg)
 {
 	struct pp_timer *t = calloc(1, sizeof(*t));
 	int fd;
@@ -323,6 +358,7 @@ struct pp_timer *pp_loop_timer_new(struct pp_loop *loop, pp_timer_fn fn, void *a
 		goto fail;
 	t->fn = fn;
 	t->arg = arg;
+	t->src.owner = owner;
 	if (add_source(loop, &t->src, fd, EPOLLIN, timer_dispatch) < 0) {
 		close(fd);
 		goto fail;
@@ -359,10 +395,8 @@ void pp_loop_timer_disarm(struct pp_timer *t)
 
 void pp_loop_timer_free(struct pp_timer *t)
 {
-	if (!t)
-		return;
-	bury(&t->src);
-	close(t->src.fd);
+	if (t)
+		bury(&t->src);
 }
 
 /* ---- mailbox ---- */

@@ -22,16 +22,21 @@ void pp_loop_quit(struct pp_loop *loop);
 typedef void (*pp_signal_fn)(void *arg, int signo);
 int pp_loop_signals(struct pp_loop *loop, const int *signals, int n, pp_signal_fn fn, void *arg);
 
-/* The node is carried only to be handed back; the loop does not use it. */
-struct pp_watch *pp_loop_watch(struct pp_loop *loop, int fd, unsigned flags, pp_watch_fn fn,
-			       void *arg);
+/* owner tags the watch or timer for pp_loop_release_owner(); a watch keeps
+ * a duplicate of fd, so the caller may close fd whenever it likes. */
+struct pp_watch *pp_loop_watch(struct pp_loop *loop, const void *owner, int fd, unsigned flags,
+			       pp_watch_fn fn, void *arg);
 int pp_loop_watch_modify(struct pp_watch *w, unsigned flags);
 void pp_loop_unwatch(struct pp_watch *w);
 
-struct pp_timer *pp_loop_timer_new(struct pp_loop *loop, pp_timer_fn fn, void *arg);
+struct pp_timer *pp_loop_timer_new(struct pp_loop *loop, const void *owner, pp_timer_fn fn,
+				   void *arg);
 int pp_loop_timer_arm(struct pp_timer *t, uint64_t delay_ns, uint64_t interval_ns);
 void pp_loop_timer_disarm(struct pp_timer *t);
 void pp_loop_timer_free(struct pp_timer *t);
+
+/* Remove every watch and timer of owner still there (a node after close). */
+void pp_loop_release_owner(struct pp_loop *loop, const void *owner);
 
 /* Run fn(arg) on loop's thread, soon, in the order posted. Any thread may
  * post; the eventfd wakes the loop. -ENOMEM if the message cannot be made. */

@@ -990,6 +990,10 @@ static void md_help(const struct pp_option *opt, FILE *out)
 	char lo[32], hi[32];
 
 	md_text(opt->help ? opt->help : "", out);
+	/* The help is a phrase: end it before the sentences that follow. */
+	if (opt->help && *opt->help && (has_bounds(opt) || t == PP_OPT_ENUM) &&
+	    opt->help[strlen(opt->help) - 1] != '.')
+		fputc('.', out);
 	if (has_bounds(opt)) {
 		format_bound(t, opt->min, lo, sizeof(lo));
 		format_bound(t, opt->max, hi, sizeof(hi));

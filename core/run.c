@@ -153,7 +153,7 @@ static void arm_drain(struct pp_graph *g)
 {
 	if (g->drain_timer || !g->loop || !g->drain_ns)
 		return;
-	g->drain_timer = pp_loop_timer_new(g->loop, drain_expired, g);
+	g->drain_timer = pp_loop_timer_new(g->loop, g, drain_expired, g);
 	if (g->drain_timer)
 		pp_loop_timer_arm(g->drain_timer, g->drain_ns, 0);
 }
@@ -287,6 +287,10 @@ static void close_all(struct pp_graph *g)
 
 		if (n->st >= NODE_OPEN && n->st < NODE_CLOSED && n->plugin->close)
 			n->plugin->close(n->state);
+		/* What the plugin did not release (never stopped, or stopped
+		 * by the deadline) goes with it. */
+		if (n->loop)
+			pp_loop_release_owner(n->loop, n);
 		n->state = NULL;
 		set_state(n, NODE_CLOSED);
 	}

@@ -129,7 +129,7 @@ struct pp_meta {
 struct pp_packet {
 	uint8_t *data; /* caplen bytes; capacity bytes available */
 	uint32_t caplen;
-	uint32_t origlen; /* length on the wire; >= caplen */
+	uint32_t origlen; /* length on the wire, as the source said (normally >= caplen) */
 	uint64_t ts_ns; /* capture time, ns since the Unix epoch */
 	uint32_t linktype; /* LINKTYPE_* or PP_LINKTYPE_FRAME */
 	uint32_t count; /* packets carried: 1, or those inside a frame */
@@ -393,11 +393,15 @@ struct pp_plugin {
 	 * a counted drop and returns 0. */
 	int (*process)(void *state, struct pp_batch *batch);
 	/* Stop producing; emit or write what is pending. Called once every
-	 * input has finished. 0: done. -EINPROGRESS: the node calls
-	 * host->finished() when drained (the host waits a bounded time). */
+	 * input has finished (a source: once the run shuts down), and never
+	 * for a node that already called host->finished(). 0: done.
+	 * -EINPROGRESS: the node calls host->finished() when drained (the
+	 * host waits a bounded time, then closes it anyway). */
 	int (*stop)(void *state);
-	/* Release everything; no host call is allowed from here on but
-	 * packet_unref and log. */
+	/* Release everything. Host calls allowed here: packet_unref, log,
+	 * unwatch and timer_free; watches and timers left over are removed by
+	 * the host after close() returns. close() follows a successful open()
+	 * whether or not start() or stop() ever ran. */
 	void (*close)(void *state);
 	/* SIGHUP: reopen files. Optional. */
 	void (*reopen)(void *state);

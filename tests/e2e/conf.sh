@@ -1,7 +1,8 @@
 #!/bin/bash
-# conf/ examples: each passes --check with the plugins it names, and lists
-# every key of every node's plugin (set or commented out), so the examples
-# cannot fall behind the option tables.
+# conf/ examples and plugin READMEs: each example passes --check with the
+# plugins it names and lists every key of every node's plugin (set or
+# commented out), and each README's key table is the generated one, so
+# neither can fall behind the option tables.
 SUITE=conf
 . "$(dirname "$0")/../lib.sh"
 
@@ -44,4 +45,6 @@ for name, s in sections.items():
 sys.exit(1 if bad else 0)
 PY
 done
+# Plugin READMEs carry their option tables as generated, not as copied.
+if "$ROOT/contrib/readme-keys.sh" "$BUILD" --check; then ok; else fail "README key tables (see above)"; fi
 finish

@@ -1,0 +1,438 @@
+/* pcap-in: replay a pcap or pcapng file (or FIFO) into the graph.
+ *
+ * libpcap does the reading, with nanosecond timestamps. Each loop turn reads
+ * at most PP_BATCH_MAX packets (fewer when paced), emits them as one batch
+ * and comes back through a host timer, so a large file never holds the loop.
+ *
+ * Linktype: libpcap hands out DLT_* values, which differ from the file's
+ * LINKTYPE_* number for a few types (LINKTYPE_RAW 101 reads as DLT_RAW 12 on
+ * Linux). We keep the file's own number: for classic pcap we read it from the
+ * file header, which we capture on its way into libpcap (see pin_stream); for
+ * pcapng we map the DLT back with the short table below.
+ */
+#include <byteswap.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <pcap/pcap.h>
+
+#include <pktpipe/plugin.h>
+
+#define PIN_HEAD_LEN 24 /* a classic pcap file header */
+#define PIN_PCAPNG_MAGIC 0x0a0d0d0au /* a palindrome: no byte order */
+#define PIN_QUANTA_PER_S 100 /* paced: emit 10 ms worth of bytes per turn */
+
+struct pin_config {
+	char *path;
+	uint64_t rate; /* bytes/s of caplen; 0 = as fast as possible */
+	int64_t loop; /* times to play the file; 0 = endlessly */
+};
+
+static const struct pp_option pin_options[] = {
+	{ .name = "path", .type = PP_OPT_PATH, .default_value = NULL,
+	  .offset = offsetof(struct pin_config, path),
+	  .help = "capture file or FIFO to read (pcap or pcapng)" },
+	{ .name = "rate", .type = PP_OPT_RATE, .default_value = "0",
+	  .offset = offsetof(struct pin_config, rate),
+	  .help = "pace replay to this many bytes/s of captured data; 0 = as fast as possible" },
+	{ .name = "loop", .type = PP_OPT_INT, .default_value = "1", .min = 0, .max = INT64_MAX,
+	  .offset = offsetof(struct pin_config, loop),
+	  .help = "how many times to play the file; 0 = endlessly" },
+	PP_OPTION_END
+};
+
+struct pin_state {
+	struct pp_node *node;
+	const struct pp_host *host;
+	const struct pin_config *cfg;
+	struct pp_stats *stats;
+	pp_counter *drop_nomem;
+	struct pp_log_limit nomem_limit;
+	pcap_t *pcap;
+	bool classic; /* classic pcap, not pcapng */
+	uint32_t linktype;
+	uint8_t head[PIN_HEAD_LEN]; /* the file's first bytes, as read */
+	size_t head_len;
+	uint64_t played; /* complete plays of the file so far */
+	uint64_t packets; /* read in the current play, for error messages */
+	uint64_t quantum; /* bytes per turn */
+	uint64_t next_ns; /* paced: monotonic time the next turn is due */
+	struct pp_timer *timer;
+	bool done;
+	struct pp_packet *pkts[PP_BATCH_MAX];
+};
+
+/* ------------------------------------------------------------------ */
+/* Opening the file                                                     */
+
+/* A stdio stream over the file that first replays the header bytes we
+ * already read, so libpcap sees the whole file even when it is a FIFO that
+ * cannot be rewound. */
+struct pin_stream {
+	int fd;
+	const uint8_t *head;
+	size_t len, pos;
+};
+
+static ssize_t pin_stream_read(void *cookie, char *buf, size_t size)
+{
+	struct pin_stream *st = cookie;
+	ssize_t n;
+
+	if (st->pos < st->len) {
+		n = (ssize_t)(size < st->len - st->pos ? size : st->len - st->pos);
+		memcpy(buf, st->head + st->pos, (size_t)n);
+		st->pos += (size_t)n;
+		return n;
+	}
+	do
+		n = read(st->fd, buf, size);
+	while (n < 0 && errno == EINTR);
+	return n;
+}
+
+static int pin_stream_close(void *cookie)
+{
+	struct pin_stream *st = cookie;
+
+	close(st->fd);
+	free(st);
+	return 0;
+}
+
+/* Read up to len bytes; fewer only at end of file. */
+static ssize_t pin_read_full(int fd, uint8_t *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = read(fd, buf + got, len - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+/* Open the path and wrap it in a pin_stream; s->head gets the first bytes. */
+static int pin_fopen(struct pin_state *s, FILE **fp)
+{
+	struct pin_stream *st;
+	ssize_t n;
+	int fd, rc;
+
+	fd = open(s->cfg->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = pin_read_full(fd, s->head, sizeof(s->head));
+	if (n < 0) {
+		rc = (int)n;
+		goto err_fd;
+	}
+	s->head_len = (size_t)n;
+	rc = -ENOMEM;
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		goto err_fd;
+	*st = (struct pin_stream){ .fd = fd, .head = s->head, .len = s->head_len };
+	*fp = fopencookie(st, "r", (cookie_io_functions_t){ .read = pin_stream_read,
+							      .close = pin_stream_close });
+	if (!*fp)
+		goto err_st;
+	/* libpcap reads record by record: a larger buffer saves syscalls. */
+	setvbuf(*fp, NULL, _IOFBF, 1 << 16);
+	return 0;
+err_st:
+	free(st);
+err_fd:
+	close(fd);
+	return rc;
+}
+
+/* DLT values that are not their LINKTYPE number (on Linux; the DLT_ names
+ * keep it right elsewhere). Every other DLT equals its LINKTYPE. */
+static uint32_t pin_dlt_to_linktype(int dlt)
+{
+	static const struct {
+		int dlt;
+		uint32_t linktype;
+	} map[] = {
+		{ DLT_ATM_RFC1483, 100 }, { DLT_RAW, 101 },	  { DLT_SLIP_BSDOS, 102 },
+		{ DLT_PPP_BSDOS, 103 },	  { DLT_ATM_CLIP, 106 },
+	};
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (map[i].dlt == dlt)
+			return map[i].linktype;
+	return (uint32_t)dlt;
+}
+
+/* Classic pcap: the header's own number (offset 20, low 16 bits; the high
+ * bits carry FCS flags). pcapng: libpcap's DLT mapped back. */
+static uint32_t pin_file_linktype(struct pin_state *s)
+{
+	uint32_t magic, lt;
+
+	memcpy(&magic, s->head, sizeof(magic));
+	if (s->head_len < PIN_HEAD_LEN || magic == PIN_PCAPNG_MAGIC)
+		return pin_dlt_to_linktype(pcap_datalink(s->pcap));
+	s->classic = true;
+	memcpy(&lt, s->head + 20, sizeof(lt));
+	if (pcap_is_swapped(s->pcap))
+		lt = bswap_32(lt);
+	return lt & 0xffffu;
+}
+
+static int pin_open_file(struct pin_state *s)
+{
+	char errbuf[PCAP_ERRBUF_SIZE] = "";
+	FILE *fp = NULL;
+	int rc;
+
+	rc = pin_fopen(s, &fp);
+	if (rc < 0) {
+		s->host->log(s->node, PP_LOG_ERROR, "%s: %s", s->cfg->path, strerror(-rc));
+		return rc;
+	}
+	s->pcap = pcap_fopen_offline_with_tstamp_precision(fp, PCAP_TSTAMP_PRECISION_NANO, errbuf);
+	if (!s->pcap) {
+		/* libpcap leaves fp to us when it refuses it. */
+		fclose(fp);
+		s->host->log(s->node, PP_LOG_ERROR, "%s: not a readable capture file: %s",
+			     s->cfg->path, errbuf);
+		return -EBADMSG;
+	}
+	s->classic = false;
+	s->linktype = pin_file_linktype(s);
+	s->packets = 0;
+	return 0;
+}
+
+static int pin_open(struct pp_node *node, const struct pp_host *host, const void *config,
+		    void **state)
+{
+	struct pin_state *s;
+	int rc = -ENOMEM;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		goto err;
+	*s = (struct pin_state){ .node = node, .host = host, .cfg = config };
+	s->stats = host->stats(node);
+	s->drop_nomem = host->drop_reason(node, "nomem");
+	s->quantum = s->cfg->rate ? s->cfg->rate / PIN_QUANTA_PER_S + 1 : UINT64_MAX;
+	rc = pin_open_file(s);
+	if (rc < 0)
+		goto err_free;
+	*state = s;
+	return 0;
+err_free:
+	free(s);
+err:
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Producing                                                            */
+
+static void pin_turn(void *arg);
+
+/* The timer is made here, not in open(): a node that was opened but never
+ * started is closed without stop(), and close() may not free it. */
+static int pin_start(void *state)
+{
+	struct pin_state *s = state;
+
+	s->timer = s->host->timer_new(s->node, pin_turn, s);
+	if (!s->timer)
+		return -ENOMEM;
+	s->next_ns = s->host->now_mono_ns();
+	return s->host->timer_arm(s->timer, 0, 0);
+}
+
+/* With nanosecond precision, libpcap's tv_usec holds nanoseconds. Classic
+ * pcap stores seconds as an unsigned 32-bit number (good until 2106) but
+ * libpcap reads them as signed: undo that. */
+static uint64_t pin_ts_ns(const struct pin_state *s, const struct pcap_pkthdr *h)
+{
+	uint64_t sec = s->classic ? (uint32_t)h->ts.tv_sec : (uint64_t)h->ts.tv_sec;
+
+	return sec * 1000000000u + (uint64_t)h->ts.tv_usec;
+}
+
+/* One packet from libpcap into *out (NULL if it could not be kept).
+ * 0: a packet was read; 1: end of file; -EBADMSG: the file is damaged. */
+static int pin_read(struct pin_state *s, struct pp_packet **out)
+{
+	struct pcap_pkthdr *h;
+	const u_char *data;
+	struct pp_packet *p;
+	int rc;
+
+	*out = NULL;
+	rc = pcap_next_ex(s->pcap, &h, &data);
+	if (rc == PCAP_ERROR_BREAK)
+		return 1;
+	if (rc != 1)
+		return -EBADMSG;
+	s->packets++;
+	pp_counter_add(&s->stats->packets_in, 1);
+	pp_counter_add(&s->stats->bytes_in, h->caplen);
+	p = s->host->packet_alloc(s->node, h->caplen);
+	if (!p) {
+		pp_counter_add(s->drop_nomem, 1);
+		s->host->log_limited(s->node, &s->nomem_limit, PP_LOG_WARNING,
+				     "no packet buffer for %u bytes: dropped", h->caplen);
+		return 0;
+	}
+	memcpy(p->data, data, h->caplen);
+	p->caplen = h->caplen;
+	p->origlen = h->len;
+	p->ts_ns = pin_ts_ns(s, h);
+	p->linktype = s->linktype;
+	p->count = 1;
+	*out = p;
+	return 0;
+}
+
+/* Read one turn's worth; returns pin_read's status of the last read. */
+static int pin_fill(struct pin_state *s, struct pp_batch *b, uint64_t *bytes)
+{
+	struct pp_packet *p;
+	int rc = 0;
+
+	while (b->count < PP_BATCH_MAX && *bytes < s->quantum) {
+		rc = pin_read(s, &p);
+		if (rc != 0)
+			break;
+		if (p) {
+			b->pkts[b->count++] = p;
+			*bytes += p->caplen;
+		}
+	}
+	return rc;
+}
+
+static void pin_emit(struct pin_state *s, struct pp_batch *b)
+{
+	if (!b->count)
+		return;
+	s->host->emit(s->node, b);
+	for (uint32_t i = 0; i < b->count; i++)
+		s->host->packet_unref(b->pkts[i]);
+	b->count = 0;
+}
+
+static void pin_release_timer(struct pin_state *s)
+{
+	if (s->timer)
+		s->host->timer_free(s->timer);
+	s->timer = NULL;
+}
+
+/* A node that finished is not stopped: release the timer here (the host
+ * allows that from within its own callback). */
+static void pin_finish(struct pin_state *s, int status)
+{
+	s->done = true;
+	pin_release_timer(s);
+	s->host->finished(s->node, status);
+}
+
+/* End of one play: start the next one, or finish. */
+static int pin_end_of_file(struct pin_state *s)
+{
+	int rc;
+
+	s->played++;
+	if (s->cfg->loop && s->played >= (uint64_t)s->cfg->loop) {
+		pin_finish(s, 0);
+		return 1;
+	}
+	pcap_close(s->pcap);
+	s->pcap = NULL;
+	rc = pin_open_file(s);
+	if (rc < 0)
+		pin_finish(s, rc);
+	return rc;
+}
+
+/* Paced: the next turn is due when this one's bytes have had their time.
+ * Time lost to a busy loop is not made up with a burst. */
+static uint64_t pin_delay(struct pin_state *s, uint64_t bytes)
+{
+	uint64_t now = s->host->now_mono_ns();
+
+	if (!s->cfg->rate)
+		return 0;
+	if (s->next_ns < now)
+		s->next_ns = now;
+	s->next_ns += (uint64_t)((double)bytes * 1e9 / (double)s->cfg->rate);
+	return s->next_ns - now;
+}
+
+static void pin_turn(void *arg)
+{
+	struct pin_state *s = arg;
+	struct pp_batch b = { .pkts = s->pkts, .count = 0 };
+	uint64_t bytes = 0;
+	int rc;
+
+	if (s->done)
+		return;
+	rc = pin_fill(s, &b, &bytes);
+	pin_emit(s, &b);
+	if (rc < 0) {
+		s->host->log(s->node, PP_LOG_ERROR, "%s: damaged capture after %llu packets: %s",
+			     s->cfg->path, (unsigned long long)s->packets, pcap_geterr(s->pcap));
+		pin_finish(s, -EBADMSG);
+		return;
+	}
+	if (rc == 1 && pin_end_of_file(s) != 0)
+		return;
+	s->host->timer_arm(s->timer, pin_delay(s, bytes), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Stopping                                                             */
+
+static int pin_stop(void *state)
+{
+	struct pin_state *s = state;
+
+	s->done = true;
+	pin_release_timer(s);
+	return 0;
+}
+
+static void pin_close(void *state)
+{
+	struct pin_state *s = state;
+
+	if (s->pcap)
+		pcap_close(s->pcap);
+	free(s);
+}
+
+PP_EXPORT const struct pp_plugin pp_plugin = {
+	.abi_version = PP_ABI_VERSION,
+	.struct_size = sizeof(struct pp_plugin),
+	.name = "pcap-in",
+	.summary = "read packets from a pcap or pcapng file or FIFO",
+	.roles = PP_ROLE_SOURCE,
+	.options = pin_options,
+	.config_size = sizeof(struct pin_config),
+	.open = pin_open,
+	.start = pin_start,
+	.stop = pin_stop,
+	.close = pin_close,
+};
