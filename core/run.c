@@ -130,8 +130,8 @@ static bool due_to_stop(const struct pp_node *n)
 		return false;
 	if (n->ninputs)
 		return inputs_finished(n);
-	if (!n->noutputs) /* a service: stays while there is traffic to watch */
-		return g->shutting_down || only_services_left(g);
+	if (!n->noutputs) /* a service: reports until the last packet settled */
+		return only_services_left(g);
 	return g->shutting_down;
 }
 
@@ -140,9 +140,18 @@ static void drain_expired(void *arg)
 	struct pp_graph *g = arg;
 
 	for (size_t i = 0; i < g->count; i++)
-		if (g->nodes[i]->st < NODE_FINISHED)
+		if (g->nodes[i]->st < NODE_FINISHED && (g->nodes[i]->ninputs || g->nodes[i]->noutputs))
 			pp_log(PP_LOG_ERROR, g->nodes[i]->name,
 			       "still draining when the deadline passed; closing it anyway");
+	/* Services (statsd) still get their last word, about what did settle. */
+	for (size_t i = 0; i < g->count; i++) {
+		struct pp_node *n = g->nodes[i];
+
+		if (n->st == NODE_RUNNING && !n->ninputs && !n->noutputs && !n->worker) {
+			set_state(n, NODE_STOPPING);
+			pp_node_stop_here(n);
+		}
+	}
 	g->failed = true;
 	pp_loop_quit(g->loop);
 }
