@@ -122,6 +122,10 @@ check: deps
 deps:
 	@contrib/deps.sh
 
+# Longer fuzzing than make check's brief runs (FUZZ_SECONDS per target).
+fuzz: all $(FAKE_SOS)
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-300} bash tests/e2e/fuzz.sh $(BUILD)
+
 # Plugin READMEs' key tables, regenerated from the option tables.
 docs: all
 	contrib/readme-keys.sh $(BUILD)

@@ -8,6 +8,7 @@
 
 #include <pktpipe/wire.h>
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -155,8 +156,12 @@ static const struct pp_codec *codec_search(const char *name, int id)
 	return NULL;
 }
 
+/* Nodes on worker threads may look codecs up at run time, and a lookup
+ * may load a plugin: one at a time. */
+static pthread_mutex_t codec_lock = PTHREAD_MUTEX_INITIALIZER;
+
 /* A codec's plugin need not run as a node: load it by the codec's name. */
-static const struct pp_codec *host_codec_find(struct pp_node *n, const char *name)
+static const struct pp_codec *codec_find_locked(struct pp_node *n, const char *name)
 {
 	const struct pp_codec *c = codec_search(name, -1);
 	const struct pp_loaded *l;
@@ -174,13 +179,26 @@ static const struct pp_codec *host_codec_find(struct pp_node *n, const char *nam
 	return c;
 }
 
+static const struct pp_codec *host_codec_find(struct pp_node *n, const char *name)
+{
+	const struct pp_codec *c;
+
+	pthread_mutex_lock(&codec_lock);
+	c = codec_find_locked(n, name);
+	pthread_mutex_unlock(&codec_lock);
+	return c;
+}
+
 static const struct pp_codec *host_codec_by_id(struct pp_node *n, uint8_t id)
 {
-	const struct pp_codec *c = codec_search(NULL, id);
+	const struct pp_codec *c;
 
-	if (c || !pp_codec_name(id))
-		return c;
-	return host_codec_find(n, pp_codec_name(id));
+	pthread_mutex_lock(&codec_lock);
+	c = codec_search(NULL, id);
+	if (!c && pp_codec_name(id))
+		c = codec_find_locked(n, pp_codec_name(id));
+	pthread_mutex_unlock(&codec_lock);
+	return c;
 }
 
 const struct pp_host pp_host_table = {

@@ -9,6 +9,7 @@
 #include "stats.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
@@ -53,6 +54,7 @@ static const char usage_text[] =
 	"  -v, --verbose           more messages (twice: debug)\n"
 	"  -q, --quiet             errors only\n"
 	"      --version, --help\n"
+	"      --gen-curve-key PATH  (zmq plugins) write a CurveZMQ key pair: PATH, PATH.pub\n"
 	"\n"
 	"Exit status: 0 ok, 1 runtime failure, 2 usage or configuration error.\n";
 
@@ -275,6 +277,52 @@ static int run_config(const struct cli *cli)
 	return status;
 }
 
+/* Commands plugins add: a plugin reads its own field only when its
+ * descriptor is large enough to have it. */
+static const struct pp_command *find_command(const char *name)
+{
+	const size_t need = offsetof(struct pp_plugin, commands) + sizeof(void *);
+
+	pp_loader_load_all(warn_plugin, NULL);
+	for (const struct pp_loaded *l = pp_loader_first(); l; l = l->next) {
+		if (l->plugin->struct_size < need || !l->plugin->commands)
+			continue;
+		for (const struct pp_command *c = l->plugin->commands; c->name; c++)
+			if (!strcmp(c->name, name))
+				return c;
+	}
+	return NULL;
+}
+
+static int run_command(int argc, char **argv)
+{
+	const struct pp_command *c;
+
+	add_default_dirs();
+	c = find_command(argv[1] + 2);
+	if (!c) {
+		fprintf(stderr, "pktpipe: unknown option '%s'\n%s", argv[1], usage_text);
+		return EXIT_USAGE;
+	}
+	return c->run(argc - 2, argv + 2);
+}
+
+/* --NAME not among the host's own options may be a plugin's command. */
+static bool is_plugin_command(int argc, char **argv)
+{
+	static const char *const own[] = { "--config", "--check", "--stats-json", "--plugin-path",
+					   "--drain-timeout", "--list-plugins", "--describe",
+					   "--format", "--verbose", "--quiet", "--version",
+					   "--help", NULL };
+
+	if (argc < 2 || strncmp(argv[1], "--", 2) || !argv[1][2] || strchr(argv[1], '='))
+		return false;
+	for (const char *const *o = own; *o; o++)
+		if (!strcmp(argv[1], *o))
+			return false;
+	return true;
+}
+
 int main(int argc, char **argv)
 {
 	struct cli cli = { .drain_ns = 5000000000ull };
@@ -283,6 +331,10 @@ int main(int argc, char **argv)
 	if (pp_loader_init() < 0) {
 		fprintf(stderr, "pktpipe: cannot initialise libltdl\n");
 		return EXIT_RUNTIME;
+	}
+	if (is_plugin_command(argc, argv)) {
+		status = run_command(argc, argv);
+		goto out;
 	}
 	if (parse_args(argc, argv, &cli) < 0) {
 		status = EXIT_USAGE;

@@ -368,6 +368,16 @@ enum pp_role {
 	PP_ROLE_CODEC = 1u << 4, /* offers codecs; need not be a node */
 };
 
+/* A command a plugin adds to pktpipe's command line, run instead of a
+ * graph: `pktpipe --NAME ARGS...` calls run() with the arguments after
+ * --NAME; its return is the exit status (0 ok, 1 failure, 2 usage). */
+struct pp_command {
+	const char *name; /* "gen-curve-key" */
+	const char *args; /* "PATH", for --help */
+	const char *help; /* one line */
+	int (*run)(int argc, char **argv);
+};
+
 struct pp_plugin {
 	uint32_t abi_version; /* PP_ABI_VERSION, set explicitly */
 	uint32_t struct_size; /* sizeof(struct pp_plugin) */
@@ -407,6 +417,9 @@ struct pp_plugin {
 	void (*reopen)(void *state);
 	/* Codecs this plugin offers, NULL-terminated. Optional. */
 	const struct pp_codec *const *codecs;
+	/* Commands it adds to the command line, ending with a NULL name.
+	 * Optional. */
+	const struct pp_command *commands;
 };
 
 #ifdef __cplusplus

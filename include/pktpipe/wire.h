@@ -1,6 +1,6 @@
 /* pktpipe wire constants: codec ids shared by every plugin that encodes or
  * decodes frames, and the legacy format of nflog-zmq-pcap-pipe. The native
- * frame layout is documented in plugins/zmq/WIRE.md. All multi-byte fields
+ * frame layout is documented in plugins/zmq-out/WIRE.md. All multi-byte fields
  * on the wire are big-endian. */
 #ifndef PKTPIPE_WIRE_H
 #define PKTPIPE_WIRE_H

@@ -123,7 +123,7 @@ TEST(struct_layouts_are_pinned)
 	PIN(pp_host, packet_unref, 176);
 	PIN(pp_host, codec_find, 184);
 	PIN(pp_host, codec_by_id, 192);
-	PIN_SIZE(pp_plugin, 112);
+	PIN_SIZE(pp_plugin, 120);
 	PIN(pp_plugin, abi_version, 0);
 	PIN(pp_plugin, struct_size, 4);
 	PIN(pp_plugin, name, 8);
@@ -139,6 +139,12 @@ TEST(struct_layouts_are_pinned)
 	PIN(pp_plugin, close, 88);
 	PIN(pp_plugin, reopen, 96);
 	PIN(pp_plugin, codecs, 104);
+	PIN(pp_plugin, commands, 112);
+	PIN_SIZE(pp_command, 32);
+	PIN(pp_command, name, 0);
+	PIN(pp_command, args, 8);
+	PIN(pp_command, help, 16);
+	PIN(pp_command, run, 24);
 }
 
 CHECK_MAIN("abi", TEST_ENTRY(abi_version_is_one), TEST_ENTRY(roles_and_types_are_stable),

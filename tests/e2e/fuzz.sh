@@ -1,0 +1,98 @@
+#!/bin/bash
+# Brief libFuzzer runs of the wire decoders (tests/fuzz/fuzz_wire.c) and of
+# ini parsing with graph validation (tests/fuzz/fuzz_config.c): each
+# target is built with clang into BUILD/fuzz/ and run for FUZZ_SECONDS
+# (default 20) from the committed seeds (tests/fuzz/seeds/NAME, real
+# encoder output) plus what earlier runs found (BUILD/fuzz/corpus/NAME).
+# A crash, a sanitizer report or a failed property check fails the target;
+# the input that did it is kept in BUILD/fuzz/ and named in the message.
+# Inputs that once crashed are kept in tests/fuzz/regressions/NAME/ and
+# replayed first, every run. `make fuzz` runs the same for longer.
+# Without clang nothing can run: that is said plainly and counted as one
+# failure, so that a CI without clang does not pass by accident.
+SUITE=fuzz
+. "$(dirname "$0")/../lib.sh"
+
+SECONDS_EACH=${FUZZ_SECONDS:-20}
+OUT="$BUILD/fuzz"
+CLANG=${CLANG:-clang}
+
+if ! command -v "$CLANG" >/dev/null 2>&1; then
+	echo "fuzz: clang not found: cannot build the fuzzers (apt-get install clang)" >&2
+	fail "clang missing"
+	finish
+	exit
+fi
+mkdir -p "$OUT"
+
+# build NAME: BUILD/fuzz/fuzz_NAME from fuzz_wire.c with -DFUZZ_NAME.
+build() {
+	local def log="$TMP/build-$1.log"
+	def=FUZZ_$(echo "$1" | tr a-z- A-Z_)
+	if (cd "$ROOT" && "$CLANG" -g -O1 -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined -Wall -Wextra -Werror -Iinclude -Iplugins/lib \
+		-D"$def" tests/fuzz/fuzz_wire.c plugins/lib/wire.c plugins/zlib/zlib.c -lz \
+		-o "$OUT/fuzz_$1") >"$log" 2>&1; then
+		return 0
+	fi
+	fail "$1: build failed: $(tail -n 5 "$log")"
+	return 1
+}
+
+# The config target reads whole core sources and real test plugins (the
+# optimised build's: clang's sanitizer runtime cannot host gcc's).
+build_config() {
+	local log="$TMP/build-config.log"
+	if (cd "$ROOT" && "$CLANG" -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined -Wall -Wextra -Werror -Iinclude -Icore \
+		tests/fuzz/fuzz_config.c $(ls core/*.c | grep -v core/main.c) \
+		-lltdl -linih -lpthread -o "$OUT/fuzz_config") >"$log" 2>&1; then
+		return 0
+	fi
+	fail "config: build failed: $(tail -n 5 "$log")"
+	return 1
+}
+
+# replay NAME: every kept regression input once.
+replay() {
+	local dir="$ROOT/tests/fuzz/regressions/$1" log="$TMP/replay-$1.log"
+	[ -d "$dir" ] || return 0
+	if (cd "$OUT" && timeout 120 "./fuzz_$1" -runs=0 "$dir") >"$log" 2>&1; then
+		ok
+	else
+		fail "$1: a kept regression input fails again: $(grep -m1 -E 'ERROR|SUMMARY' "$log")"
+	fi
+}
+
+# run NAME SEEDS: bounded by the fuzzer's own clock, and by timeout too.
+run() {
+	local name=$1 seeds=$2 corpus="$OUT/corpus/$1" log="$TMP/run-$1.log"
+	mkdir -p "$corpus"
+	if (cd "$OUT" && timeout $((SECONDS_EACH + 60)) "./fuzz_$name" \
+		-max_total_time="$SECONDS_EACH" -max_len=8192 -rss_limit_mb=1024 \
+		-timeout=10 -print_final_stats=1 "$corpus" "$seeds") >"$log" 2>&1; then
+		ok
+		echo "fuzz: $name: $(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" |
+			grep -o '[0-9]*$') runs clean"
+	else
+		fail "$name: $(grep -m1 -E 'ERROR|SUMMARY|deadly|Test unit written' "$log") $(grep -o 'Test unit written to .*' "$log")"
+	fi
+}
+
+for t in native legacy legacy_rc; do
+	seeds="$ROOT/tests/fuzz/seeds/${t//_/-}"
+	if [ ! -d "$seeds" ]; then
+		fail "$t: no seeds in $seeds"
+		continue
+	fi
+	build "$t" && replay "$t" && run "$t" "$seeds"
+done
+
+export FUZZ_PLUGIN_DIR="$ROOT/build/tests/plugins"
+if [ ! -e "$FUZZ_PLUGIN_DIR/gen.so" ]; then
+	fail "config: test plugins not built in $FUZZ_PLUGIN_DIR (make test BUILD=build)"
+else
+	build_config && replay config && run config "$ROOT/tests/fuzz/seeds/config"
+fi
+
+finish
