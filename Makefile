@@ -57,6 +57,20 @@ all: host plugins tools report
 host: $(BUILD)/pktpipe
 plugins: $(PLUGIN_SOS)
 
+# Programs that ship with a plugin live in plugins/NAME/PROGRAM/*.c and are
+# built with the plugin (same libraries): build/PROGRAM.
+define program_rule
+$(BUILD)/$(2): $(wildcard plugins/$(1)/$(2)/*.c plugins/$(1)/$(2)/*.h plugins/lib/*.h) $(call plugin_extra,$(1))
+	@mkdir -p $$(@D)
+	$$(CC) $$(BASE_CFLAGS) -Iplugins/lib $$(if $$(call plugin_pkgs,$(1)),$$(shell pkg-config --cflags $$(call plugin_pkgs,$(1)))) \
+		-o $$@ $(wildcard plugins/$(1)/$(2)/*.c) $(filter-out %.h,$(call plugin_extra,$(1))) $$(BASE_LDFLAGS) \
+		$$(if $$(call plugin_pkgs,$(1)),$$(shell pkg-config --libs $$(call plugin_pkgs,$(1)))) $$(call plugin_libs,$(1))
+endef
+PROGRAMS := $(foreach p,$(BUILT_PLUGINS),$(foreach d,$(wildcard plugins/$(p)/*/),$(if $(wildcard $(d)*.c),$(p)/$(notdir $(d:/=)))))
+$(foreach pr,$(PROGRAMS),$(eval $(call program_rule,$(word 1,$(subst /, ,$(pr))),$(word 2,$(subst /, ,$(pr))))))
+PROGRAM_BINS := $(foreach pr,$(PROGRAMS),$(BUILD)/$(word 2,$(subst /, ,$(pr))))
+plugins: $(PROGRAM_BINS)
+
 report: host plugins
 	@echo "plugins built: $(or $(BUILT_PLUGINS),none)"
 	@$(foreach p,$(SKIPPED_PLUGINS),echo "plugin skipped: $(p): $(if $(wildcard plugins/$(p)/*.c),pkg-config cannot find: $(call plugin_pkgs,$(p)),no such plugin folder)";)
@@ -157,7 +171,7 @@ install: all man $(BUILD)/pktpipe.pc
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(INCLUDEDIR)/pktpipe \
 		$(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
 		$(DESTDIR)$(DOCDIR)/conf $(DESTDIR)$(UNITDIR)
-	install -m 755 $(BUILD)/pktpipe $(DESTDIR)$(BINDIR)/pktpipe
+	install -m 755 $(BUILD)/pktpipe $(PROGRAM_BINS) $(DESTDIR)$(BINDIR)/
 	$(if $(PLUGIN_SOS),install -m 755 $(PLUGIN_SOS) $(DESTDIR)$(PLUGINDIR)/)
 	install -m 644 $(HEADERS) $(DESTDIR)$(INCLUDEDIR)/pktpipe/
 	install -m 644 $(BUILD)/pktpipe.pc $(DESTDIR)$(LIBDIR)/pkgconfig/pktpipe.pc
@@ -168,7 +182,7 @@ install: all man $(BUILD)/pktpipe.pc
 	install -m 644 contrib/systemd/*.service $(DESTDIR)$(UNITDIR)/
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/pktpipe $(DESTDIR)$(LIBDIR)/pkgconfig/pktpipe.pc
+	rm -f $(DESTDIR)$(BINDIR)/pktpipe $(PROGRAM_BINS:$(BUILD)/%=$(DESTDIR)$(BINDIR)/%) $(DESTDIR)$(LIBDIR)/pkgconfig/pktpipe.pc
 	rm -f $(ALL_PLUGINS:%=$(DESTDIR)$(PLUGINDIR)/%.so)
 	rm -f $(HEADERS:include/%=$(DESTDIR)$(INCLUDEDIR)/%)
 	rm -f $(DESTDIR)$(MANDIR)/man8/pktpipe.8 $(DESTDIR)$(MANDIR)/man5/pktpipe.ini.5
