@@ -83,8 +83,12 @@ $(BUILD)/libpktpipe-core.a: $(CORE_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
+# The original tools' names run the same binary (argv[0] dispatch).
+COMPAT_TOOLS := nflog-zmq-send nflog-pcap-recv nflog-pcap-query nflog-zmq-compress nflog-zmq-decompress
+
 $(BUILD)/pktpipe: $(BUILD)/core/main.o $(BUILD)/libpktpipe-core.a
 	$(CC) $(BASE_LDFLAGS) -o $@ $^ $(HOST_LIBS)
+	$(foreach t,$(COMPAT_TOOLS),ln -sf pktpipe $(BUILD)/$(t);)
 
 define plugin_rule
 $(BUILD)/plugins/$(1).so: $(call plugin_srcs,$(1)) $(wildcard plugins/$(1)/*.h plugins/lib/*.h) $(wildcard include/pktpipe/*.h) $(wildcard plugins/$(1)/pkgs plugins/$(1)/extra)
@@ -172,6 +176,7 @@ install: all man $(BUILD)/pktpipe.pc
 		$(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
 		$(DESTDIR)$(DOCDIR)/conf $(DESTDIR)$(UNITDIR)
 	install -m 755 $(BUILD)/pktpipe $(PROGRAM_BINS) $(DESTDIR)$(BINDIR)/
+	$(foreach t,$(COMPAT_TOOLS),ln -sf pktpipe $(DESTDIR)$(BINDIR)/$(t);)
 	$(if $(PLUGIN_SOS),install -m 755 $(PLUGIN_SOS) $(DESTDIR)$(PLUGINDIR)/)
 	install -m 644 $(HEADERS) $(DESTDIR)$(INCLUDEDIR)/pktpipe/
 	install -m 644 $(BUILD)/pktpipe.pc $(DESTDIR)$(LIBDIR)/pkgconfig/pktpipe.pc
@@ -182,6 +187,7 @@ install: all man $(BUILD)/pktpipe.pc
 	install -m 644 contrib/systemd/*.service $(DESTDIR)$(UNITDIR)/
 
 uninstall:
+	rm -f $(COMPAT_TOOLS:%=$(DESTDIR)$(BINDIR)/%)
 	rm -f $(DESTDIR)$(BINDIR)/pktpipe $(PROGRAM_BINS:$(BUILD)/%=$(DESTDIR)$(BINDIR)/%) $(DESTDIR)$(LIBDIR)/pkgconfig/pktpipe.pc
 	rm -f $(ALL_PLUGINS:%=$(DESTDIR)$(PLUGINDIR)/%.so)
 	rm -f $(HEADERS:include/%=$(DESTDIR)$(INCLUDEDIR)/%)

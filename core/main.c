@@ -1,4 +1,5 @@
 /* pktpipe: load plugins, build the graph an ini file describes, run it. */
+#include "compat.h"
 #include "config.h"
 #include "graph.h"
 #include "loader.h"
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -323,6 +325,69 @@ static bool is_plugin_command(int argc, char **argv)
 	return true;
 }
 
+/* nflog-pcap-query EP: the query program, in the original's protocol and
+ * with a bounded wait instead of the original's endless one. */
+static int exec_query(int argc, char **argv)
+{
+	char exe[PATH_MAX], prog[PATH_MAX + 32];
+	char *args[8] = { prog, "--legacy", "--timeout", "5" };
+	int n = 4;
+	ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	for (int i = 1; i < argc && n < 7; i++) {
+		if (!strcmp(argv[i], "--debug"))
+			continue;
+		if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
+			args[3] = argv[++i];
+			continue;
+		}
+		args[n++] = argv[i];
+	}
+	if (len <= 0)
+		return EXIT_RUNTIME;
+	exe[len] = '\0';
+	snprintf(prog, sizeof(prog), "%s/pktpipe-query", dirname(exe));
+	execv(prog, args);
+	fprintf(stderr, "nflog-pcap-query: cannot run %s: %s\n", prog, strerror(errno));
+	return EXIT_RUNTIME;
+}
+
+/* The graph an original tool's command line stands for, run like any. */
+static int run_compat(const char *tool, int argc, char **argv)
+{
+	struct pp_compat_result r;
+	struct cli cli = { .drain_ns = 5000000000ull };
+	char path[64];
+	int fd, status;
+
+	if (!strcmp(tool, "nflog-pcap-query"))
+		return exec_query(argc, argv);
+	pp_log_level = PP_LOG_WARNING;
+	pp_compat_build(tool, argc, argv, &r);
+	if (!r.ini)
+		return r.status;
+	pp_log_level = r.log_level;
+	pp_stats_json_path = r.stats_json;
+	if (r.print_only) {
+		fputs(r.ini, stdout);
+		free(r.ini);
+		return EXIT_OK;
+	}
+	fd = memfd_create(tool, MFD_CLOEXEC);
+	if (fd < 0 || write(fd, r.ini, strlen(r.ini)) != (ssize_t)strlen(r.ini)) {
+		fprintf(stderr, "%s: cannot hold the graph in memory\n", tool);
+		free(r.ini);
+		return EXIT_RUNTIME;
+	}
+	free(r.ini);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	add_default_dirs();
+	cli.config = path;
+	status = run_config(&cli);
+	close(fd);
+	return status;
+}
+
 int main(int argc, char **argv)
 {
 	struct cli cli = { .drain_ns = 5000000000ull };
@@ -331,6 +396,10 @@ int main(int argc, char **argv)
 	if (pp_loader_init() < 0) {
 		fprintf(stderr, "pktpipe: cannot initialise libltdl\n");
 		return EXIT_RUNTIME;
+	}
+	if (pp_compat_tool(basename(argv[0]))) {
+		status = run_compat(basename(argv[0]), argc, argv);
+		goto out;
 	}
 	if (is_plugin_command(argc, argv)) {
 		status = run_command(argc, argv);
