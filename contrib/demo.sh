@@ -1,34 +1,77 @@
 #!/bin/bash
-# make demo: the main job end to end on this machine. For now: a real
-# capture copied through a pcap-in -> pcap-out graph, read back by tcpdump,
-# with the per-node counters. Cleans up after itself.
+# make demo: the whole gateway-to-IDS pipeline on this machine, in a network
+# namespace it creates and removes: NFLOG rules pick pings and DNS-like UDP,
+# a gateway graph (conf/gateway.ini: nflog -> zmq-out) sends them over
+# ZeroMQ to an IDS graph (conf/ids.ini: zmq-in -> pcap-out FIFO + ring),
+# tcpdump reads the FIFO as an IDS would, the ring is queried, and the
+# per-node counters are shown. Needs root. Takes about ten seconds.
 set -euo pipefail
 BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-CORPUS="$ROOT/../shared/corpus/pcap"
+NS="pktpipe-demo-$$"
 work=$(mktemp -d /tmp/pktpipe-demo.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+	ip netns del "$NS" 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
 
-input="$CORPUS/mpls-traceroute.pcap"
-[ -r "$input" ] || input=$(ls -S "$CORPUS"/*.pcap | head -n 1)
-cat > "$work/copy.ini" <<INI
-[replay]
-plugin = pcap-in
-path = $input
+[ "$(id -u)" = 0 ] || { echo "demo: run as root (network namespaces, NFLOG)" >&2; exit 1; }
+nsx() { ip netns exec "$NS" "$@"; }
+wait_until() { # seconds command...
+	local i
+	for ((i = 0; i < $1 * 10; i++)); do "${@:2}" >/dev/null 2>&1 && return 0; sleep 0.1; done
+	return 1
+}
 
-[copy]
-plugin = pcap-out
-input = replay
-path = $work/copy.pcap
-precision = ns
-INI
-echo "== graph: $work/copy.ini"
-cat "$work/copy.ini"
-echo "== running pktpipe"
-"$BUILD/pktpipe" -c "$work/copy.ini" --stats-json "$work/stats.json"
-echo "== tcpdump reads the copy"
-tcpdump -nn -r "$work/copy.pcap" 2>/dev/null | head -n 10
-echo "   ... $(tcpdump -nn -r "$work/copy.pcap" 2>/dev/null | wc -l) packets in the copy," \
-	"$(tcpdump -nn -r "$input" 2>/dev/null | wc -l) in the original"
-echo "== counters (--stats-json)"
-cat "$work/stats.json"
+echo "== namespace $NS, NFLOG rules: pings to group 0 (IPv4) and 1 (IPv6), UDP 5353 to group 0"
+ip netns add "$NS"
+nsx ip link set lo up
+nsx iptables -A OUTPUT -o lo -p icmp --icmp-type echo-request -j NFLOG --nflog-group 0 --nflog-prefix demo-ping
+nsx ip6tables -A OUTPUT -o lo -p ipv6-icmp --icmpv6-type echo-request -j NFLOG --nflog-group 1 --nflog-prefix demo-ping6
+nsx iptables -A OUTPUT -o lo -p udp --dport 5353 -j NFLOG --nflog-group 0 --nflog-prefix demo-udp
+
+mkfifo "$work/ids.fifo"
+chmod 711 "$work"
+mkdir -m 1777 "$work/stats" # the gateway drops to nobody (user = in conf/gateway.ini)
+sed -e "s|/run/pktpipe/ids.fifo|$work/ids.fifo|" "$ROOT/conf/ids.ini" > "$work/ids.ini"
+cp "$ROOT/conf/gateway.ini" "$work/gateway.ini"
+
+echo "== IDS side: tcpdump reads the FIFO; pktpipe -c conf/ids.ini"
+nsx tcpdump -nn -l -r "$work/ids.fifo" > "$work/decoded.txt" 2>/dev/null &
+pids+=($!); tcpdump_pid=$!
+nsx "$BUILD/pktpipe" -q -c "$work/ids.ini" --stats-json "$work/ids.json" &
+pids+=($!); ids=$!
+echo "== gateway side: pktpipe -c conf/gateway.ini"
+nsx "$BUILD/pktpipe" -q -c "$work/gateway.ini" --stats-json "$work/stats/gateway.json" &
+pids+=($!); gw=$!
+wait_until 10 nsx grep -qE '^ *1 ' /proc/net/netfilter/nfnetlink_log || { echo "demo: gateway did not start" >&2; exit 1; }
+
+echo "== traffic: 5 pings, 5 pings over IPv6, 5 UDP datagrams"
+nsx ping -q -c 5 -i 0.2 127.0.0.1 >/dev/null
+nsx ping -6 -q -c 5 -i 0.2 ::1 >/dev/null
+for i in 1 2 3 4 5; do nsx bash -c "echo query-$i > /dev/udp/127.0.0.1/5353" || true; done
+
+written() { kill -USR1 "$ids"; sleep 0.2; [ "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["nodes"]["ids-fifo"]["packets_out"])' "$work/ids.json" 2>/dev/null)" = 15 ]; }
+wait_until 10 written || echo "demo: the IDS has not seen all 15 packets yet" >&2
+
+echo "== the ring, queried: pktpipe-query tcp://127.0.0.1:7002"
+nsx "$BUILD/pktpipe-query" --timeout 5 tcp://127.0.0.1:7002 > "$work/ring.pcap"
+echo "   $(tcpdump -nn -r "$work/ring.pcap" 2>/dev/null | wc -l) packets in the ring"
+
+kill -TERM "$gw"; wait "$gw" || true
+kill -TERM "$ids"; wait "$ids" || true
+wait "$tcpdump_pid" || true
+echo "== what tcpdump (the IDS) decoded from the FIFO"
+cat "$work/decoded.txt"
+echo "== per-node counters"
+python3 - "$work/stats/gateway.json" "$work/ids.json" <<'PY'
+import json, sys
+print(f"{'node':<14}{'plugin':<10}{'in':>6}{'out':>6}{'held':>6}  dropped")
+for path in sys.argv[1:]:
+    for name, n in json.load(open(path))["nodes"].items():
+        drops = ", ".join(f"{k}={v}" for k, v in n["dropped"].items() if v) or "-"
+        print(f"{name:<14}{n['plugin']:<10}{n['packets_in']:>6}{n['packets_out']:>6}{n['packets_held']:>6}  {drops}")
+PY
