@@ -51,7 +51,7 @@ PLUGIN_SOS      := $(BUILT_PLUGINS:%=$(BUILD)/plugins/%.so)
 PLUGIN_CFLAGS   := -fPIC -fvisibility=hidden
 PLUGIN_LDFLAGS  := -shared -Wl,-z,defs
 
-.PHONY: all host plugins report check test deps demo bench fuzz install uninstall clean man tools docs
+.PHONY: all host plugins report check test deps demo bench soak fuzz install uninstall clean man tools docs
 all: host plugins tools report
 
 host: $(BUILD)/pktpipe
@@ -139,6 +139,14 @@ check: deps
 
 deps:
 	@contrib/deps.sh
+
+# Speed, as ratios against baselines measured in the same run.
+bench: all $(FAKE_SOS) $(TOOL_BINS)
+	bash tests/bench/bench.sh $(BUILD)
+
+# Ten minutes of steady load: RSS and fds flat, accounting balanced.
+soak: all $(TOOL_BINS)
+	bash tests/soak/soak.sh $(BUILD) $${SOAK_MINUTES:-10}
 
 # Longer fuzzing than make check's brief runs (FUZZ_SECONDS per target).
 fuzz: all $(FAKE_SOS)
