@@ -130,28 +130,6 @@ static int check_callbacks(const struct pp_plugin *p, const char *path, char *er
 	return 0;
 }
 
-/* Every option must land inside the config struct the host allocates. */
-static size_t option_storage(const struct pp_option *o)
-{
-	switch (o->type) {
-	case PP_OPT_BOOL:
-		return sizeof(bool);
-	case PP_OPT_INT:
-	case PP_OPT_SIZE:
-	case PP_OPT_RATE:
-	case PP_OPT_DURATION:
-		return sizeof(uint64_t);
-	case PP_OPT_ENUM:
-		return sizeof(int);
-	case PP_OPT_LIST:
-		return sizeof(struct pp_list);
-	case PP_OPT_CUSTOM:
-		return 1;
-	default:
-		return sizeof(char *);
-	}
-}
-
 static int check_options(const struct pp_plugin *p, const char *path, char *err, size_t errlen)
 {
 	char why[256];
@@ -164,7 +142,8 @@ static int check_options(const struct pp_plugin *p, const char *path, char *err,
 				 path, p->name, o->name);
 			return -EINVAL;
 		}
-		if (o->offset + option_storage(o) > p->config_size) {
+		/* Every value must land inside the config the host allocates. */
+		if (o->offset + (pp_option_storage(o) ? pp_option_storage(o) : 1) > p->config_size) {
 			snprintf(err, errlen,
 				 "%s: plugin '%s': option '%s' lies outside its config_size %zu",
 				 path, p->name, o->name, p->config_size);

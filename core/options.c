@@ -852,7 +852,7 @@ static int check_option(const struct pp_option *table, const struct pp_option *o
 	return check_types(opt, err, errlen);
 }
 
-static size_t field_size(const struct pp_option *opt)
+size_t pp_option_storage(const struct pp_option *opt)
 {
 	switch (opt->type) {
 	case PP_OPT_STRING:
@@ -872,8 +872,15 @@ static size_t field_size(const struct pp_option *opt)
 	case PP_OPT_LIST:
 		return sizeof(struct pp_list);
 	default:
-		return CUSTOM_SCRATCH;
+		return 0; /* CUSTOM: only its parser knows */
 	}
+}
+
+static size_t field_size(const struct pp_option *opt)
+{
+	size_t n = pp_option_storage(opt);
+
+	return n ? n : CUSTOM_SCRATCH;
 }
 
 /* Each default is parsed into a fresh zeroed buffer and freed at once, so

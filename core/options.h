@@ -26,6 +26,10 @@ void pp_options_free(const struct pp_option *table, void *config);
  * 0 or -EINVAL with the reason naming the key. */
 int pp_options_check_table(const struct pp_option *table, char *err, size_t errlen);
 
+/* Bytes an option's value takes in the config struct; 0 for CUSTOM, whose
+ * size only its parser knows. */
+size_t pp_option_storage(const struct pp_option *opt);
+
 /* The type as shown to users: "size", "rate", "duration", "list of int", ... */
 const char *pp_option_type_name(const struct pp_option *opt);
 
