@@ -60,7 +60,7 @@ plugins: $(PLUGIN_SOS)
 # Programs that ship with a plugin live in plugins/NAME/PROGRAM/*.c and are
 # built with the plugin (same libraries): build/PROGRAM.
 define program_rule
-$(BUILD)/$(2): $(wildcard plugins/$(1)/$(2)/*.c plugins/$(1)/$(2)/*.h plugins/lib/*.h) $(call plugin_extra,$(1))
+$(BUILD)/$(2): $(wildcard plugins/$(1)/$(2)/*.c plugins/$(1)/$(2)/*.h plugins/$(1)/*.c plugins/$(1)/*.h plugins/lib/*.h) $(call plugin_extra,$(1))
 	@mkdir -p $$(@D)
 	$$(CC) $$(BASE_CFLAGS) -Iplugins/lib $$(if $$(call plugin_pkgs,$(1)),$$(shell pkg-config --cflags $$(call plugin_pkgs,$(1)))) \
 		-o $$@ $(wildcard plugins/$(1)/$(2)/*.c) $(filter-out %.h,$(call plugin_extra,$(1))) $$(BASE_LDFLAGS) \

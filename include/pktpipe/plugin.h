@@ -409,8 +409,9 @@ struct pp_plugin {
 	 * host waits a bounded time, then closes it anyway). */
 	int (*stop)(void *state);
 	/* Release everything. Host calls allowed here: packet_unref, log,
-	 * unwatch and timer_free; watches and timers left over are removed by
-	 * the host after close() returns. close() follows a successful open()
+	 * delivered, unwatch and timer_free, and counters may still be
+	 * written (to account for what was held); watches and timers left
+	 * over are removed by the host after close() returns. close() follows a successful open()
 	 * whether or not start() or stop() ever ran. */
 	void (*close)(void *state);
 	/* SIGHUP: reopen files. Optional. */
