@@ -1109,24 +1109,47 @@ void pp_format_duration(uint64_t ns, char *buf, size_t len)
 
 /* Commented-out ini lines, as conf/ examples carry them: the help with
  * type and bounds, then the key at its default. */
+/* Comment text folded at word boundaries: ini lines have a length limit. */
+static void ini_comment(const char *text, FILE *out)
+{
+	const size_t width = 76;
+
+	while (*text) {
+		size_t len = strlen(text), cut = len;
+
+		if (len > width) {
+			cut = width;
+			while (cut > 0 && text[cut] != ' ')
+				cut--;
+			if (cut == 0)
+				cut = width;
+		}
+		fprintf(out, "; %.*s\n", (int)cut, text);
+		text += cut;
+		while (*text == ' ')
+			text++;
+	}
+}
+
 static void ini_one(const struct pp_option *opt, FILE *out)
 {
 	enum pp_opt_type t = value_type(opt);
-	char lo[32], hi[32];
+	char lo[32], hi[32], text[2048];
+	size_t n;
 
-	fprintf(out, "; %s (%s%s): %s", opt->name, pp_option_type_name(opt),
-		opt->default_value ? "" : ", required", opt->help ? opt->help : "");
-	if (has_bounds(opt)) {
+	n = (size_t)snprintf(text, sizeof(text), "%s (%s%s): %s", opt->name,
+			     pp_option_type_name(opt), opt->default_value ? "" : ", required",
+			     opt->help ? opt->help : "");
+	if (has_bounds(opt) && n < sizeof(text)) {
 		format_bound(t, opt->min, lo, sizeof(lo));
 		format_bound(t, opt->max, hi, sizeof(hi));
-		fprintf(out, " [%s .. %s]", lo, hi);
+		n += (size_t)snprintf(text + n, sizeof(text) - n, " [%s .. %s]", lo, hi);
 	}
-	if (t == PP_OPT_ENUM) {
-		fprintf(out, " [");
-		print_choices(opt->choices, out);
-		fprintf(out, "]");
-	}
-	fprintf(out, "\n;%s = %s\n", opt->name, opt->default_value ? opt->default_value : "");
+	for (size_t i = 0; t == PP_OPT_ENUM && opt->choices && opt->choices[i] && n < sizeof(text); i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "%s%s%s", i ? ", " : " [",
+				      opt->choices[i], opt->choices[i + 1] ? "" : "]");
+	ini_comment(text, out);
+	fprintf(out, ";%s = %s\n", opt->name, opt->default_value ? opt->default_value : "");
 }
 
 void pp_options_describe_ini(const struct pp_option *table, FILE *out)

@@ -370,6 +370,38 @@ int wire_native_seal(uint8_t *out, size_t *outlen, struct wire_header *h, const 
 	return 0;
 }
 
+size_t wire_native_records_len(struct pp_packet *const *pkts, uint32_t n)
+{
+	size_t len = 0;
+
+	for (uint32_t i = 0; i < n; i++)
+		len += wire_native_record_len(pkts[i]);
+	return len;
+}
+
+size_t wire_native_compress_bound(const struct pp_codec *codec, size_t records_len)
+{
+	return PP_WIRE_HEADER_LEN + codec->bound(records_len);
+}
+
+int wire_native_compress(uint8_t *out, size_t *outlen, struct wire_header *h,
+			 struct pp_packet *const *pkts, uint32_t n, uint8_t *scratch,
+			 size_t scratch_len, const struct pp_codec *codec, void *ctx)
+{
+	size_t raw = wire_native_records_len(pkts, n), at = 0;
+
+	if (!codec)
+		return -EINVAL;
+	if (raw > UINT32_MAX)
+		return -EMSGSIZE;
+	if (raw > scratch_len)
+		return -ENOSPC;
+	for (uint32_t i = 0; i < n; i++)
+		at += wire_native_put_record(scratch + at, pkts[i]);
+	h->count = n;
+	return wire_native_seal(out, outlen, h, scratch, raw, codec, ctx);
+}
+
 /* ------------------------------------------------------------------ */
 /* Sequence tracking                                                    */
 
@@ -544,4 +576,53 @@ int wire_rc_check(const struct wire_rc_cursor *c, uint32_t *count)
 	while ((rc = wire_rc_next(&k, &r)) == 1)
 		(*count)++;
 	return rc;
+}
+
+bool wire_legacy_linktype(uint32_t lt)
+{
+	return lt == 12 || lt == 101 || lt == 228 || lt == 229;
+}
+
+/* A legacy message takes 16 bytes and the data padded to 4, its length
+ * prefix 4: at most one byte more than the native record's 22 + data. */
+size_t wire_rc_records_bound(size_t len, uint32_t count)
+{
+	return len + count;
+}
+
+int wire_rc_from_native(uint8_t *out, size_t *outlen, const uint8_t *records, size_t len,
+			uint32_t count, uint8_t *scratch, size_t scratch_len,
+			const struct pp_codec *codec, void *ctx, uint32_t *skipped)
+{
+	struct wire_cursor c;
+	struct wire_record r;
+	struct pp_packet p;
+	size_t at = 0, clen;
+	int rc;
+
+	*skipped = 0;
+	if (!codec)
+		return -ENOPROTOOPT;
+	if (*outlen < 1 || scratch_len < wire_rc_records_bound(len, count))
+		return -ENOSPC;
+	wire_cursor_init(&c, records, len, count);
+	while ((rc = wire_native_next(&c, &r)) == 1) {
+		if (!wire_legacy_linktype(r.linktype)) {
+			(*skipped)++;
+			continue;
+		}
+		p = (struct pp_packet){ .data = (uint8_t *)(uintptr_t)r.data, .caplen = r.caplen,
+					.origlen = r.origlen, .ts_ns = r.ts_ns };
+		put32(scratch + at, (uint32_t)wire_legacy_len(r.caplen));
+		at += 4 + wire_legacy_put(scratch + at + 4, &p);
+	}
+	if (rc < 0)
+		return rc;
+	clen = *outlen - 1;
+	rc = codec->compress(ctx, scratch, at, out + 1, &clen);
+	if (rc < 0)
+		return rc;
+	out[0] = PP_LEGACY_RC_ZLIB;
+	*outlen = 1 + clen;
+	return 0;
 }

@@ -95,6 +95,17 @@ size_t wire_native_encode(uint8_t *out, size_t outlen, struct wire_header *h,
 int wire_native_seal(uint8_t *out, size_t *outlen, struct wire_header *h, const uint8_t *raw,
 		     size_t raw_len, const struct pp_codec *codec, void *ctx);
 
+/* Compressors (the zlib node, ratelimit): n packets (not frames) as one
+ * compressed frame. Their records are laid out in scratch, which must hold
+ * wire_native_records_len() bytes, then sealed into out (*outlen bytes, at
+ * least wire_native_compress_bound(); set to the frame's length). h gives
+ * sender, seq and flags; its codec, count and raw_len are set here. */
+size_t wire_native_records_len(struct pp_packet *const *pkts, uint32_t n);
+size_t wire_native_compress_bound(const struct pp_codec *codec, size_t records_len);
+int wire_native_compress(uint8_t *out, size_t *outlen, struct wire_header *h,
+			 struct pp_packet *const *pkts, uint32_t n, uint8_t *scratch,
+			 size_t scratch_len, const struct pp_codec *codec, void *ctx);
+
 /* ------------------------------------------------------------------ */
 /* Per-sender sequence tracking (the receiver's view)                   */
 
@@ -152,5 +163,23 @@ int wire_rc_open(struct wire_rc_cursor *c, const uint8_t *msg, size_t len,
 int wire_rc_next(struct wire_rc_cursor *c, struct wire_record *r);
 /* Whether every record of an opened message is well-formed; counts them. */
 int wire_rc_check(const struct wire_rc_cursor *c, uint32_t *count);
+
+/* Whether packets of linktype lt can travel in the legacy formats, which
+ * carry raw IP only (LINKTYPE_RAW, DLT_RAW, IPV4, IPV6). */
+bool wire_legacy_linktype(uint32_t lt);
+
+/* A compressed native frame for a legacy-rc wire: the records of a frame
+ * (as wire_native_records() and wire_native_check() gave them: records,
+ * len bytes, count) as one PP_LEGACY_RC_ZLIB message, the original's
+ * compressed batch: the tag, then [u32 length][legacy message] per packet
+ * compressed with codec (zlib, or the receiver cannot read it). Records
+ * the legacy format cannot carry (wire_legacy_linktype) are left out and
+ * counted in *skipped. scratch takes the uncompressed records: at least
+ * wire_rc_records_bound(len, count) bytes; out (*outlen bytes, set to the
+ * message's length) at least 1 + codec->bound() of that. */
+size_t wire_rc_records_bound(size_t len, uint32_t count);
+int wire_rc_from_native(uint8_t *out, size_t *outlen, const uint8_t *records, size_t len,
+			uint32_t count, uint8_t *scratch, size_t scratch_len,
+			const struct pp_codec *codec, void *ctx, uint32_t *skipped);
 
 #endif
