@@ -6,15 +6,25 @@
  * a message libzmq will not queue (sndhwm reached: the peer is slow or
  * away) is dropped and counted under "hwm". libzmq reconnects by itself.
  *
- * Accounting: packets waiting in the pending batch are packets_held; a
+ * Sharding (shard = flow or addresses): one socket, with its own context,
+ * per endpoint, and a symmetric flow hash (flowhash.c) picks each packet's
+ * endpoint, so every flow lands whole on one receiver. Each endpoint has
+ * its own pending batch, sequence and sndhwm: one that is down fills its
+ * own queue and drops its own share while the others flow. A socket
+ * monitor counts each endpoint's connections; one without any for
+ * dead_after is dead, and with failover its flows go to the living ones.
+ *
+ * Accounting: packets waiting in pending batches are packets_held; a
  * packet counts as delivered once libzmq has taken its message. What libzmq
  * still holds when the linger ends is lost without a count here; a native
  * receiver counts it as a sequence gap.
  *
- * Stopping: the pending batch is sent, the socket closed with ZMQ_LINGER =
- * linger, and the context terminated on a helper thread, since
- * zmq_ctx_term() blocks until the linger ends; an eventfd tells the loop
- * when it is done, and then the node reports itself finished.
+ * Stopping: the pending batches are sent, the sockets closed with
+ * ZMQ_LINGER = linger, and the contexts terminated on a helper thread,
+ * since zmq_ctx_term() blocks until the linger ends (the sockets linger
+ * side by side, so that is one linger, not one per endpoint); an eventfd
+ * tells the loop when it is done, and then the node reports itself
+ * finished.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -30,18 +40,28 @@
 #include <pktpipe/plugin.h>
 #include <pktpipe/wire.h>
 
+#include "flowhash.h"
 #include "wire.h"
 #include "zsock.h"
 
 #define ZOUT_NS_PER_MS 1000000u
+#define ZOUT_MON_ENDPOINT "inproc://pktpipe-zmq-out-monitor" /* one per context */
+#define ZOUT_MON_EVENTS (ZMQ_EVENT_CONNECTED | ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED)
+#define ZOUT_MON_EVENT_LEN 6 /* u16 event, u32 value, in host byte order */
+#define ZOUT_MON_PER_TURN 64
+#define ZOUT_COUNTER_NAME 32
 
 enum zout_socket { ZOUT_PUSH, ZOUT_PUB };
 enum zout_wire { ZOUT_NATIVE, ZOUT_LEGACY, ZOUT_LEGACY_RC };
+enum zout_shard { ZOUT_SHARD_NONE, ZOUT_SHARD_FLOW, ZOUT_SHARD_ADDRESSES };
 
 struct zout_config {
 	struct pp_list endpoint;
 	bool bind;
 	int socket; /* enum zout_socket */
+	int shard; /* enum zout_shard */
+	bool failover;
+	uint64_t dead_after; /* ns */
 	int64_t sndhwm;
 	int wire; /* enum zout_wire */
 	int64_t batch_packets;
@@ -53,6 +73,7 @@ struct zout_config {
 
 static const char *const zout_sockets[] = { "push", "pub", NULL };
 static const char *const zout_wires[] = { "native", "legacy", "legacy-rc", NULL };
+static const char *const zout_shards[] = { "none", "flow", "addresses", NULL };
 
 static const struct pp_option zout_options[] = {
 	{ .name = "endpoint", .type = PP_OPT_LIST, .item_type = PP_OPT_ENDPOINT,
@@ -64,9 +85,23 @@ static const struct pp_option zout_options[] = {
 	{ .name = "socket", .type = PP_OPT_ENUM, .default_value = "push", .choices = zout_sockets,
 	  .offset = offsetof(struct zout_config, socket),
 	  .help = "push: one receiver gets each message; pub: every subscriber gets all" },
+	{ .name = "shard", .type = PP_OPT_ENUM, .default_value = "none", .choices = zout_shards,
+	  .offset = offsetof(struct zout_config, shard),
+	  .help = "none: libzmq deals messages over the endpoints; flow: a socket per endpoint, and "
+		  "each flow (both directions) to one of them by a symmetric hash of addresses, "
+		  "protocol and ports; addresses: the same by the address pair alone" },
+	{ .name = "failover", .type = PP_OPT_BOOL, .default_value = "no",
+	  .offset = offsetof(struct zout_config, failover),
+	  .help = "shard: send the flows of a dead endpoint to the living ones until it is back "
+		  "(such flows are split between receivers)" },
+	{ .name = "dead_after", .type = PP_OPT_DURATION, .default_value = "2s", .min = 0,
+	  .max = 3600000000000ll, .offset = offsetof(struct zout_config, dead_after),
+	  .help = "shard: an endpoint without a connection this long is dead; connected again "
+		  "this long, it is alive" },
 	{ .name = "sndhwm", .type = PP_OPT_INT, .default_value = "1000", .min = 1,
 	  .max = 100000000, .offset = offsetof(struct zout_config, sndhwm),
-	  .help = "messages queued while the peer is slow or away; beyond it packets are dropped (hwm)" },
+	  .help = "messages queued (per endpoint with shard) while the peer is slow or away; beyond "
+		  "it packets are dropped (hwm)" },
 	{ .name = "wire", .type = PP_OPT_ENUM, .default_value = "native", .choices = zout_wires,
 	  .offset = offsetof(struct zout_config, wire),
 	  .help = "native frames, or nflog-zmq-pcap-pipe's legacy or legacy-rc (raw IP only)" },
@@ -94,6 +129,31 @@ static const struct pp_option zout_options[] = {
 	PP_OPTION_END
 };
 
+struct zout;
+
+/* One socket: every endpoint without sharding, one endpoint with. */
+struct zout_ep {
+	struct zout *s;
+	uint32_t index;
+	char *label; /* "" without sharding, else "ep1 (tcp://...): ", for logs */
+	struct zsock z;
+	struct pp_log_limit hwm_limit;
+	/* Native: the frame being gathered. */
+	struct wire_header head; /* sender, flags; seq of the next frame */
+	struct pp_packet **pending;
+	uint32_t npending;
+	size_t pending_len; /* bytes of its records */
+	struct pp_timer *timer;
+	/* Sharding: the socket monitor, and the timer that judges life. */
+	void *mon;
+	struct pp_watch *mon_watch;
+	struct pp_timer *mon_timer, *judge_timer;
+	uint32_t connections;
+	/* Sharding: this endpoint's counters (NULL without). */
+	pp_counter *packets_sent, *frames_sent, *bytes_sent, *dropped_hwm, *failed_over;
+	pp_counter *connections_gauge, *dead_gauge;
+};
+
 struct zout {
 	struct pp_node *node;
 	const struct pp_host *host;
@@ -102,14 +162,12 @@ struct zout {
 	pp_counter *drop_hwm, *drop_error, *drop_nomem, *drop_frame, *drop_linktype;
 	pp_counter *drop_stopped;
 	pp_counter *packets_sent, *frames_sent, *bytes_sent;
-	struct pp_log_limit hwm_limit, error_limit, nomem_limit, frame_limit, linktype_limit;
-	struct zsock z;
-	/* Native: the frame being gathered. */
-	struct wire_header head; /* sender, flags; seq of the next frame */
-	struct pp_packet **pending;
-	uint32_t npending;
-	size_t pending_len; /* bytes of its records */
-	struct pp_timer *timer;
+	pp_counter *flow_not_ip, *flow_partial; /* sharding only */
+	struct pp_log_limit error_limit, nomem_limit, frame_limit, linktype_limit;
+	struct zout_ep *eps;
+	uint32_t neps;
+	bool *dead; /* per endpoint: no connection for dead_after */
+	uint64_t held; /* packets in pending batches */
 	/* Stopping: the thread that waits out the linger. */
 	pthread_t term_thread;
 	bool term_running;
@@ -121,13 +179,18 @@ static int zout_validate(const void *config, char *err, size_t errlen)
 {
 	const struct zout_config *cfg = config;
 
+	if (cfg->failover && cfg->shard == ZOUT_SHARD_NONE) {
+		snprintf(err, errlen, "failover moves flows between endpoints: it needs shard = flow "
+				      "or addresses");
+		return -EINVAL;
+	}
 	return zsock_curve_validate(&cfg->curve, err, errlen);
 }
 
 /* ------------------------------------------------------------------ */
 /* Opening                                                              */
 
-static void zout_counters(struct zout *s)
+static int zout_counters(struct zout *s)
 {
 	const struct pp_host *h = s->host;
 
@@ -141,6 +204,39 @@ static void zout_counters(struct zout *s)
 	s->packets_sent = h->counter(s->node, "packets_sent", PP_COUNTER_TOTAL);
 	s->frames_sent = h->counter(s->node, "frames_sent", PP_COUNTER_TOTAL);
 	s->bytes_sent = h->counter(s->node, "bytes_sent", PP_COUNTER_TOTAL);
+	if (!s->drop_hwm || !s->drop_error || !s->drop_nomem || !s->drop_frame ||
+	    !s->drop_linktype || !s->drop_stopped || !s->packets_sent || !s->frames_sent ||
+	    !s->bytes_sent)
+		return -ENOMEM;
+	if (s->cfg->shard == ZOUT_SHARD_NONE)
+		return 0;
+	s->flow_not_ip = h->counter(s->node, "flow_not_ip", PP_COUNTER_TOTAL);
+	s->flow_partial = h->counter(s->node, "flow_partial", PP_COUNTER_TOTAL);
+	return s->flow_not_ip && s->flow_partial ? 0 : -ENOMEM;
+}
+
+/* "ep1.packets_sent" and the like. */
+static pp_counter *zout_ep_counter(struct zout_ep *e, const char *what, enum pp_counter_kind kind)
+{
+	char name[ZOUT_COUNTER_NAME];
+
+	snprintf(name, sizeof(name), "ep%u.%s", e->index, what);
+	return e->s->host->counter(e->s->node, name, kind);
+}
+
+static int zout_ep_counters(struct zout_ep *e)
+{
+	e->packets_sent = zout_ep_counter(e, "packets_sent", PP_COUNTER_TOTAL);
+	e->frames_sent = zout_ep_counter(e, "frames_sent", PP_COUNTER_TOTAL);
+	e->bytes_sent = zout_ep_counter(e, "bytes_sent", PP_COUNTER_TOTAL);
+	e->dropped_hwm = zout_ep_counter(e, "dropped_hwm", PP_COUNTER_TOTAL);
+	e->failed_over = zout_ep_counter(e, "failed_over", PP_COUNTER_TOTAL);
+	e->connections_gauge = zout_ep_counter(e, "connections", PP_COUNTER_GAUGE);
+	e->dead_gauge = zout_ep_counter(e, "dead", PP_COUNTER_GAUGE);
+	if (!e->packets_sent || !e->frames_sent || !e->bytes_sent || !e->dropped_hwm ||
+	    !e->failed_over || !e->connections_gauge || !e->dead_gauge)
+		return -ENOMEM;
+	return 0;
 }
 
 /* A sender id that differs from run to run, so that a receiver tells a
@@ -156,102 +252,335 @@ static uint64_t zout_sender_id(const struct pp_host *host)
 
 /* Sequence numbers promise gap = loss only when every message reaches the
  * one receiver: PUB copies each to all, PUSH connecting to one endpoint
- * has one peer. PUSH to several spreads messages among them. */
+ * has one peer (so has each socket of a sharding node). PUSH to several
+ * spreads messages among them. */
 static uint16_t zout_flags(const struct zout_config *cfg)
 {
-	if (cfg->socket == ZOUT_PUB || (!cfg->bind && cfg->endpoint.count == 1))
+	if (cfg->socket == ZOUT_PUB ||
+	    (!cfg->bind && (cfg->shard != ZOUT_SHARD_NONE || cfg->endpoint.count == 1)))
 		return PP_WIRE_FLAG_SEQ;
 	return 0;
 }
 
-static int zout_socket(struct zout *s)
+static int zout_zfail(struct zout_ep *e, const char *what)
 {
-	const struct zout_config *cfg = s->cfg;
+	int rc = -zmq_errno();
+
+	e->s->host->log(e->s->node, PP_LOG_ERROR, "%s%s: %s", e->label, what, zmq_strerror(-rc));
+	return rc ? rc : -EIO;
+}
+
+/* Watch the socket's connections come and go, from before it connects. */
+static int zout_monitor_open(struct zout_ep *e)
+{
+	int zero = 0;
+
+	if (zmq_socket_monitor(e->z.sock, ZOUT_MON_ENDPOINT, ZOUT_MON_EVENTS) != 0)
+		return zout_zfail(e, "cannot monitor the socket");
+	e->mon = zmq_socket(e->z.ctx, ZMQ_PAIR);
+	if (!e->mon)
+		return zout_zfail(e, "cannot create the monitor socket");
+	zmq_setsockopt(e->mon, ZMQ_LINGER, &zero, sizeof(zero));
+	if (zmq_connect(e->mon, ZOUT_MON_ENDPOINT) != 0)
+		return zout_zfail(e, "cannot connect the monitor socket");
+	return 0;
+}
+
+/* Idempotent; host calls only those close() may make. */
+static void zout_monitor_close(struct zout_ep *e)
+{
+	const struct pp_host *h = e->s->host;
+
+	if (e->mon_watch)
+		h->unwatch(e->mon_watch);
+	if (e->mon_timer)
+		h->timer_free(e->mon_timer);
+	if (e->judge_timer)
+		h->timer_free(e->judge_timer);
+	e->mon_watch = NULL;
+	e->mon_timer = e->judge_timer = NULL;
+	if (e->mon && e->z.sock)
+		zmq_socket_monitor(e->z.sock, NULL, 0);
+	if (e->mon)
+		zmq_close(e->mon);
+	e->mon = NULL;
+}
+
+static int zout_ep_socket(struct zout_ep *e)
+{
+	const struct zout_config *cfg = e->s->cfg;
+	struct pp_list one = { .count = 1, .str = &cfg->endpoint.str[e->index] };
+	bool shard = cfg->shard != ZOUT_SHARD_NONE;
 	int rc;
 
-	rc = zsock_init(&s->z, s->node, s->host, cfg->socket == ZOUT_PUB ? ZMQ_PUB : ZMQ_PUSH);
+	rc = zsock_init(&e->z, e->s->node, e->s->host, cfg->socket == ZOUT_PUB ? ZMQ_PUB : ZMQ_PUSH);
 	if (rc < 0)
 		return rc;
-	rc = zsock_set(&s->z, ZMQ_SNDHWM, (int)cfg->sndhwm, "sndhwm");
+	rc = zsock_set(&e->z, ZMQ_SNDHWM, (int)cfg->sndhwm, "sndhwm");
 	if (rc == 0)
-		rc = zsock_curve(&s->z, &cfg->curve);
+		rc = zsock_curve(&e->z, &cfg->curve);
+	if (rc == 0 && shard)
+		rc = zout_monitor_open(e);
 	if (rc == 0)
-		rc = zsock_attach(&s->z, &cfg->endpoint, cfg->bind);
-	if (rc < 0)
-		zsock_term(&s->z);
+		rc = zsock_attach(&e->z, shard ? &one : &cfg->endpoint, cfg->bind);
+	if (rc < 0) {
+		zout_monitor_close(e);
+		zsock_term(&e->z);
+	}
 	return rc;
 }
 
+static char *zout_label(const struct zout_config *cfg, uint32_t i)
+{
+	size_t len;
+	char *label;
+
+	if (cfg->shard == ZOUT_SHARD_NONE)
+		return strdup("");
+	len = strlen(cfg->endpoint.str[i]) + 32;
+	label = malloc(len);
+	if (label)
+		snprintf(label, len, "ep%u (%s): ", i, cfg->endpoint.str[i]);
+	return label;
+}
+
 static void zout_batch_due(void *arg);
+
+/* Everything an endpoint needs but its socket; undone by zout_ep_free. */
+static int zout_ep_init(struct zout *s, struct zout_ep *e, uint32_t i)
+{
+	*e = (struct zout_ep){ .s = s, .index = i };
+	e->head = (struct wire_header){ .sender = zout_sender_id(s->host),
+					.flags = zout_flags(s->cfg) };
+	e->label = zout_label(s->cfg, i);
+	e->pending = calloc((size_t)s->cfg->batch_packets, sizeof(*e->pending));
+	e->timer = s->host->timer_new(s->node, zout_batch_due, e);
+	if (!e->label || !e->pending || !e->timer)
+		return -ENOMEM;
+	return s->cfg->shard == ZOUT_SHARD_NONE ? 0 : zout_ep_counters(e);
+}
+
+/* Release an endpoint whose socket is closed or was never made. */
+static void zout_ep_free(struct zout_ep *e)
+{
+	if (e->timer)
+		e->s->host->timer_free(e->timer);
+	e->timer = NULL;
+	free(e->pending);
+	free(e->label);
+}
+
+static int zout_eps_open(struct zout *s)
+{
+	uint32_t i;
+	int rc = -ENOMEM;
+
+	s->neps = s->cfg->shard == ZOUT_SHARD_NONE ? 1 : (uint32_t)s->cfg->endpoint.count;
+	s->eps = calloc(s->neps, sizeof(*s->eps));
+	s->dead = calloc(s->neps, sizeof(*s->dead));
+	if (!s->eps || !s->dead)
+		return -ENOMEM;
+	for (i = 0; i < s->neps; i++) {
+		rc = zout_ep_init(s, &s->eps[i], i);
+		if (rc == 0)
+			rc = zout_ep_socket(&s->eps[i]);
+		if (rc < 0) {
+			zout_ep_free(&s->eps[i]);
+			break;
+		}
+	}
+	if (rc == 0)
+		return 0;
+	while (i-- > 0) {
+		zout_monitor_close(&s->eps[i]);
+		zsock_term(&s->eps[i].z);
+		zout_ep_free(&s->eps[i]);
+	}
+	return rc;
+}
 
 static int zout_open(struct pp_node *node, const struct pp_host *host, const void *config,
 		     void **state)
 {
 	const struct zout_config *cfg = config;
 	struct zout *s;
-	int rc = -ENOMEM;
+	int rc;
 
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	*s = (struct zout){ .node = node, .host = host, .cfg = cfg, .term_fd = -1 };
-	zout_counters(s);
-	s->head = (struct wire_header){ .sender = zout_sender_id(host), .flags = zout_flags(cfg) };
-	s->pending = calloc((size_t)cfg->batch_packets, sizeof(*s->pending));
-	if (!s->pending)
-		goto err_free;
-	s->timer = host->timer_new(node, zout_batch_due, s);
-	if (!s->timer)
-		goto err_free;
-	rc = zout_socket(s);
-	if (rc < 0)
-		goto err_timer;
+	rc = zout_counters(s);
+	if (rc == 0)
+		rc = zout_eps_open(s);
+	if (rc < 0) {
+		free(s->eps);
+		free(s->dead);
+		free(s);
+		return rc;
+	}
 	*state = s;
 	return 0;
-err_timer:
-	host->timer_free(s->timer);
-err_free:
-	free(s->pending);
-	free(s);
-	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Starting: the monitors                                               */
+
+/* Connections of the endpoint changed from none to some or back: judge it
+ * once that has lasted dead_after. */
+static void zout_ep_event(struct zout_ep *e, uint16_t event)
+{
+	bool had = e->connections > 0;
+
+	if (event == ZMQ_EVENT_CONNECTED || event == ZMQ_EVENT_ACCEPTED)
+		e->connections++;
+	else if (event == ZMQ_EVENT_DISCONNECTED && e->connections)
+		e->connections--;
+	pp_counter_set(e->connections_gauge, e->connections);
+	if (had != (e->connections > 0))
+		e->s->host->timer_arm(e->judge_timer, e->s->cfg->dead_after, 0);
+}
+
+static void zout_judge(void *arg)
+{
+	struct zout_ep *e = arg;
+	struct zout *s = e->s;
+	bool dead = e->connections == 0;
+	unsigned long long ms = (unsigned long long)(s->cfg->dead_after / ZOUT_NS_PER_MS);
+
+	if (dead == s->dead[e->index])
+		return;
+	s->dead[e->index] = dead;
+	pp_counter_set(e->dead_gauge, dead);
+	if (dead)
+		s->host->log(s->node, PP_LOG_WARNING, "%sno connection for %llu ms: dead; %s",
+			     e->label, ms,
+			     s->cfg->failover ? "its flows go to the living endpoints"
+					      : "its share queues up to sndhwm, then is dropped");
+	else
+		s->host->log(s->node, PP_LOG_INFO, "%sconnected for %llu ms: alive again%s", e->label,
+			     ms, s->cfg->failover ? "; its flows come back" : "");
+}
+
+/* 1: an event was read; 0: none waiting. An event is two parts: the
+ * event and its value, then the peer's address, which is not needed. */
+static int zout_mon_one(struct zout_ep *e)
+{
+	zmq_msg_t part;
+	uint16_t event = 0;
+	int more;
+
+	zmq_msg_init(&part);
+	if (zmq_msg_recv(&part, e->mon, ZMQ_DONTWAIT) < 0) {
+		zmq_msg_close(&part);
+		return 0;
+	}
+	if (zmq_msg_size(&part) >= ZOUT_MON_EVENT_LEN)
+		memcpy(&event, zmq_msg_data(&part), sizeof(event));
+	more = zmq_msg_more(&part);
+	zmq_msg_close(&part);
+	while (more) {
+		zmq_msg_init(&part);
+		more = zmq_msg_recv(&part, e->mon, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&part);
+		zmq_msg_close(&part);
+	}
+	zout_ep_event(e, event);
+	return 1;
+}
+
+static void zout_mon_turn(void *arg)
+{
+	struct zout_ep *e = arg;
+
+	for (int i = 0; i < ZOUT_MON_PER_TURN; i++)
+		if (!zout_mon_one(e))
+			return;
+	/* Edge-triggered: come back for the rest on the next turn. */
+	e->s->host->timer_arm(e->mon_timer, 0, 0);
+}
+
+static void zout_mon_ready(void *arg, int fd, unsigned events)
+{
+	(void)fd;
+	(void)events;
+	zout_mon_turn(arg);
+}
+
+static int zout_monitor_start(struct zout_ep *e)
+{
+	const struct pp_host *h = e->s->host;
+	size_t len;
+	int fd;
+
+	len = sizeof(fd);
+	if (zmq_getsockopt(e->mon, ZMQ_FD, &fd, &len) != 0)
+		return zout_zfail(e, "cannot get the monitor's ZMQ_FD");
+	e->mon_timer = h->timer_new(e->s->node, zout_mon_turn, e);
+	e->judge_timer = h->timer_new(e->s->node, zout_judge, e);
+	if (!e->mon_timer || !e->judge_timer)
+		return -ENOMEM;
+	e->mon_watch = h->watch_fd(e->s->node, fd, PP_WATCH_READ | PP_WATCH_EDGE, zout_mon_ready, e);
+	if (!e->mon_watch)
+		return -ENOMEM;
+	/* Events that came before the watch raise no new edge; and an
+	 * endpoint that never connects is judged dead_after from now. */
+	h->timer_arm(e->judge_timer, e->s->cfg->dead_after, 0);
+	return h->timer_arm(e->mon_timer, 0, 0);
 }
 
 static int zout_start(void *state)
 {
 	struct zout *s = state;
+	int rc = 0;
 
-	return zsock_start(&s->z);
+	for (uint32_t i = 0; i < s->neps && rc == 0; i++) {
+		rc = zsock_start(&s->eps[i].z);
+		if (rc == 0 && s->eps[i].mon)
+			rc = zout_monitor_start(&s->eps[i]);
+	}
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */
 /* Sending                                                              */
 
-/* Hand msg to libzmq, never waiting; false if it was dropped.
- * packets/bytes: what it carries. */
-static bool zout_send(struct zout *s, zmq_msg_t *msg, uint64_t packets, uint64_t bytes)
+static void zout_count(pp_counter *c, uint64_t n)
 {
+	if (c)
+		pp_counter_add(c, n);
+}
+
+/* Hand msg to the endpoint's socket, never waiting; false if it was
+ * dropped. packets/bytes: what it carries. */
+static bool zout_send(struct zout_ep *e, zmq_msg_t *msg, uint64_t packets, uint64_t bytes)
+{
+	struct zout *s = e->s;
 	size_t size = zmq_msg_size(msg);
 	int err;
 
-	if (zmq_msg_send(msg, s->z.sock, ZMQ_DONTWAIT) >= 0) {
+	if (zmq_msg_send(msg, e->z.sock, ZMQ_DONTWAIT) >= 0) {
 		s->host->delivered(s->node, packets, bytes);
 		pp_counter_add(s->packets_sent, packets);
 		pp_counter_add(s->frames_sent, 1);
 		pp_counter_add(s->bytes_sent, size);
+		zout_count(e->packets_sent, packets);
+		zout_count(e->frames_sent, 1);
+		zout_count(e->bytes_sent, size);
 		return true;
 	}
 	err = zmq_errno();
 	zmq_msg_close(msg);
 	if (err == EAGAIN) {
 		pp_counter_add(s->drop_hwm, packets);
-		s->host->log_limited(s->node, &s->hwm_limit, PP_LOG_WARNING,
-				     "peer slow or away: %lld messages queued (sndhwm); dropping",
-				     (long long)s->cfg->sndhwm);
+		zout_count(e->dropped_hwm, packets);
+		s->host->log_limited(s->node, &e->hwm_limit, PP_LOG_WARNING,
+				     "%speer slow or away: %lld messages queued (sndhwm); dropping",
+				     e->label, (long long)s->cfg->sndhwm);
 		return false;
 	}
 	pp_counter_add(s->drop_error, packets);
-	s->host->log_limited(s->node, &s->error_limit, PP_LOG_ERROR, "zmq_send: %s; dropping",
-			     zmq_strerror(err));
+	s->host->log_limited(s->node, &s->error_limit, PP_LOG_ERROR, "%szmq_send: %s; dropping",
+			     e->label, zmq_strerror(err));
 	return false;
 }
 
@@ -262,33 +591,41 @@ static void zout_nomem(struct zout *s, uint64_t packets, size_t len)
 			     "no memory for a message of %zu bytes; dropping", len);
 }
 
-/* The pending batch as one native frame. */
-static void zout_flush(struct zout *s)
+/* The endpoint's pending batch as one native frame. */
+static void zout_flush(struct zout_ep *e)
 {
-	uint32_t n = s->npending;
-	size_t len = PP_WIRE_HEADER_LEN + s->pending_len;
+	struct zout *s = e->s;
+	uint32_t n = e->npending;
+	size_t len = PP_WIRE_HEADER_LEN + e->pending_len;
 	uint64_t bytes = 0;
 	zmq_msg_t msg;
 
 	if (!n)
 		return;
-	s->host->timer_disarm(s->timer);
+	s->host->timer_disarm(e->timer);
 	for (uint32_t i = 0; i < n; i++)
-		bytes += s->pending[i]->caplen;
+		bytes += e->pending[i]->caplen;
 	if (zmq_msg_init_size(&msg, len) != 0) {
 		zout_nomem(s, n, len);
 	} else {
-		wire_native_encode(zmq_msg_data(&msg), len, &s->head, s->pending, n);
+		wire_native_encode(zmq_msg_data(&msg), len, &e->head, e->pending, n);
 		/* The sequence counts what went on the wire: a receiver must
 		 * not count our own hwm drops as network losses. */
-		if (zout_send(s, &msg, n, bytes))
-			s->head.seq += n;
+		if (zout_send(e, &msg, n, bytes))
+			e->head.seq += n;
 	}
 	for (uint32_t i = 0; i < n; i++)
-		s->host->packet_unref(s->pending[i]);
-	s->npending = 0;
-	s->pending_len = 0;
-	pp_counter_set(&s->stats->packets_held, 0);
+		s->host->packet_unref(e->pending[i]);
+	e->npending = 0;
+	e->pending_len = 0;
+	s->held -= n;
+	pp_counter_set(&s->stats->packets_held, s->held);
+}
+
+static void zout_flush_all(struct zout *s)
+{
+	for (uint32_t i = 0; i < s->neps; i++)
+		zout_flush(&s->eps[i]);
 }
 
 static void zout_batch_due(void *arg)
@@ -296,21 +633,22 @@ static void zout_batch_due(void *arg)
 	zout_flush(arg);
 }
 
-static void zout_add(struct zout *s, struct pp_packet *p)
+static void zout_add(struct zout_ep *e, struct pp_packet *p)
 {
+	struct zout *s = e->s;
 	size_t rec = wire_native_record_len(p);
 
-	if (s->npending && PP_WIRE_HEADER_LEN + s->pending_len + rec > s->cfg->batch_bytes)
-		zout_flush(s);
+	if (e->npending && PP_WIRE_HEADER_LEN + e->pending_len + rec > s->cfg->batch_bytes)
+		zout_flush(e);
 	s->host->packet_ref(p);
-	s->pending[s->npending++] = p;
-	s->pending_len += rec;
-	pp_counter_set(&s->stats->packets_held, s->npending);
-	if (s->npending == 1 && s->cfg->batch_delay)
-		s->host->timer_arm(s->timer, s->cfg->batch_delay, 0);
-	if (s->npending >= (uint64_t)s->cfg->batch_packets ||
-	    PP_WIRE_HEADER_LEN + s->pending_len >= s->cfg->batch_bytes)
-		zout_flush(s);
+	e->pending[e->npending++] = p;
+	e->pending_len += rec;
+	pp_counter_set(&s->stats->packets_held, ++s->held);
+	if (e->npending == 1 && s->cfg->batch_delay)
+		s->host->timer_arm(e->timer, s->cfg->batch_delay, 0);
+	if (e->npending >= (uint64_t)s->cfg->batch_packets ||
+	    PP_WIRE_HEADER_LEN + e->pending_len >= s->cfg->batch_bytes)
+		zout_flush(e);
 }
 
 /* What libzmq's I/O thread needs to release a frame it has sent. */
@@ -329,19 +667,96 @@ static void zout_release_ref(void *data, void *hint)
 }
 
 /* A frame made upstream goes out as it is, without a copy: libzmq holds a
- * reference until its I/O thread has written it. */
+ * reference until its I/O thread has written it. Its packets cannot be
+ * told apart without decoding it, so a sharding node drops it: sending it
+ * anywhere would break the promise that each flow lands whole. */
+/* The uncompressed records of a native frame made upstream, checked;
+ * *records points into p or into *scratch (malloc'd, the caller frees). */
+static int zout_frame_records(struct zout *s, const struct pp_packet *p, struct wire_header *h,
+			      const uint8_t **records, uint8_t **scratch)
+{
+	const struct pp_codec *codec = NULL;
+	void *ctx = NULL;
+	int rc;
+
+	*scratch = NULL;
+	rc = wire_native_header(p->data, p->caplen, h);
+	if (rc < 0 || h->count != p->count)
+		return -EBADMSG;
+	if (h->codec) {
+		codec = s->host->codec_by_id(s->node, h->codec);
+		if (!codec || !(ctx = codec->ctx_new(0)))
+			return -ENOTSUP;
+	}
+	*scratch = malloc(h->raw_len ? h->raw_len : 1);
+	rc = *scratch ? wire_native_records(h, codec, ctx, *scratch, h->raw_len, records) : -ENOMEM;
+	if (rc == 0)
+		rc = wire_native_check(*records, h->raw_len, h->count);
+	if (ctx)
+		codec->ctx_free(ctx);
+	return rc;
+}
+
+/* legacy-rc: a frame from upstream (ratelimit, zlib) becomes the original's
+ * compressed batch, so --rate-control keeps the original's bytes on the
+ * wire. What the legacy format cannot carry is dropped as 'linktype'. */
+static void zout_frame_rc(struct zout *s, struct pp_packet *p)
+{
+	const struct pp_codec *zlib = s->host->codec_find(s->node, "zlib");
+	uint8_t *scratch = NULL, *plain = NULL, *out = NULL;
+	const uint8_t *records;
+	struct wire_header h;
+	size_t bound, out_len;
+	uint32_t skipped = 0;
+	void *ctx = NULL;
+	zmq_msg_t msg;
+
+	if (!zlib || zout_frame_records(s, p, &h, &records, &scratch) < 0)
+		goto bad;
+	bound = wire_rc_records_bound(h.raw_len, h.count);
+	out_len = 1 + zlib->bound(bound);
+	plain = malloc(bound);
+	out = malloc(out_len);
+	ctx = zlib->ctx_new(-1);
+	if (!plain || !out || !ctx ||
+	    wire_rc_from_native(out, &out_len, records, h.raw_len, h.count, plain, bound, zlib, ctx,
+				&skipped) < 0 || zmq_msg_init_size(&msg, out_len) != 0)
+		goto bad;
+	memcpy(zmq_msg_data(&msg), out, out_len);
+	pp_counter_add(s->drop_linktype, skipped);
+	zout_send(&s->eps[0], &msg, p->count - skipped, p->caplen);
+	goto out;
+bad:
+	pp_counter_add(s->drop_frame, p->count);
+	s->host->log_limited(s->node, &s->frame_limit, PP_LOG_WARNING,
+			     "a frame from upstream could not become a legacy-rc message; dropping");
+out:
+	if (ctx)
+		zlib->ctx_free(ctx);
+	free(out);
+	free(plain);
+	free(scratch);
+}
+
 static void zout_frame(struct zout *s, struct pp_packet *p)
 {
+	struct zout_ep *e = &s->eps[0];
 	struct zout_ref *ref;
 	zmq_msg_t msg;
 
-	if (s->cfg->wire != ZOUT_NATIVE) {
-		pp_counter_add(s->drop_frame, p->count);
-		s->host->log_limited(s->node, &s->frame_limit, PP_LOG_WARNING,
-				     "native frames cannot be sent on a legacy wire; dropping");
+	if (s->cfg->wire == ZOUT_LEGACY_RC && s->cfg->shard == ZOUT_SHARD_NONE) {
+		zout_frame_rc(s, p);
 		return;
 	}
-	zout_flush(s); /* keep the order packets came in */
+	if (s->cfg->wire != ZOUT_NATIVE || s->cfg->shard != ZOUT_SHARD_NONE) {
+		pp_counter_add(s->drop_frame, p->count);
+		s->host->log_limited(s->node, &s->frame_limit, PP_LOG_WARNING, "%s; dropping",
+				     s->cfg->wire != ZOUT_NATIVE
+					     ? "native frames cannot be sent on the plain legacy wire"
+					     : "frames made upstream cannot be sharded by flow");
+		return;
+	}
+	zout_flush(e); /* keep the order packets came in */
 	ref = malloc(sizeof(*ref));
 	if (!ref) {
 		zout_nomem(s, p->count, p->caplen);
@@ -355,7 +770,7 @@ static void zout_frame(struct zout *s, struct pp_packet *p)
 		zout_nomem(s, p->count, p->caplen);
 		return;
 	}
-	zout_send(s, &msg, p->count, p->caplen);
+	zout_send(e, &msg, p->count, p->caplen);
 }
 
 static bool zout_raw_ip(uint32_t linktype)
@@ -363,48 +778,86 @@ static bool zout_raw_ip(uint32_t linktype)
 	return linktype == 12 || linktype == 101 || linktype == 228 || linktype == 229;
 }
 
-/* Legacy: one message per packet. The format has no linktype: receivers
- * take raw IP, so anything else would reach them as garbage. */
-static void zout_legacy(struct zout *s, struct pp_packet *p)
+/* Legacy: one message per packet. */
+static void zout_legacy(struct zout_ep *e, struct pp_packet *p)
 {
-	bool rc_tag = s->cfg->wire == ZOUT_LEGACY_RC;
+	bool rc_tag = e->s->cfg->wire == ZOUT_LEGACY_RC;
 	size_t len = rc_tag ? wire_legacy_rc_len(p->caplen) : wire_legacy_len(p->caplen);
 	zmq_msg_t msg;
 
-	if (!zout_raw_ip(p->linktype)) {
-		pp_counter_add(s->drop_linktype, 1);
-		s->host->log_limited(s->node, &s->linktype_limit, PP_LOG_WARNING,
-				     "the legacy wire carries raw IP only, not linktype %u; dropping",
-				     p->linktype);
-		return;
-	}
 	if (zmq_msg_init_size(&msg, len) != 0) {
-		zout_nomem(s, 1, len);
+		zout_nomem(e->s, 1, len);
 		return;
 	}
 	if (rc_tag)
 		wire_legacy_rc_put(zmq_msg_data(&msg), p);
 	else
 		wire_legacy_put(zmq_msg_data(&msg), p);
-	zout_send(s, &msg, 1, p->caplen);
+	zout_send(e, &msg, 1, p->caplen);
+}
+
+/* The endpoint a packet's flow goes to; with failover, a living one. A
+ * packet without an IP header goes to endpoint 0 (or the first living). */
+static struct zout_ep *zout_route(struct zout *s, const struct pp_packet *p)
+{
+	bool addrs = s->cfg->shard == ZOUT_SHARD_ADDRESSES;
+	enum flowhash_kind kind;
+	uint64_t hash = flowhash_packet(p->linktype, p->data, p->caplen, addrs, &kind);
+	uint32_t home = 0, to;
+
+	if (kind == FLOWHASH_NOT_IP)
+		pp_counter_add(s->flow_not_ip, 1);
+	else
+		home = flowhash_bucket(hash, s->neps);
+	if (kind == FLOWHASH_PARTIAL)
+		pp_counter_add(s->flow_partial, 1);
+	if (!s->cfg->failover || !s->dead[home])
+		return &s->eps[home];
+	to = home;
+	if (kind != FLOWHASH_NOT_IP)
+		to = flowhash_bucket_alive(hash, s->neps, s->dead);
+	else
+		while (to + 1 < s->neps && s->dead[to])
+			to++;
+	if (s->dead[to])
+		return &s->eps[home]; /* all dead: it queues at home */
+	pp_counter_add(s->eps[home].failed_over, 1);
+	return &s->eps[to];
+}
+
+static void zout_packet(struct zout *s, struct pp_packet *p)
+{
+	struct zout_ep *e = &s->eps[0];
+
+	if (p->linktype == PP_LINKTYPE_FRAME) {
+		zout_frame(s, p);
+		return;
+	}
+	/* The legacy formats carry no linktype and receivers take raw IP:
+	 * anything else would reach them as garbage. */
+	if (s->cfg->wire != ZOUT_NATIVE && !zout_raw_ip(p->linktype)) {
+		pp_counter_add(s->drop_linktype, 1);
+		s->host->log_limited(s->node, &s->linktype_limit, PP_LOG_WARNING,
+				     "the legacy wire carries raw IP only, not linktype %u; dropping",
+				     p->linktype);
+		return;
+	}
+	if (s->cfg->shard != ZOUT_SHARD_NONE)
+		e = zout_route(s, p);
+	if (s->cfg->wire == ZOUT_NATIVE)
+		zout_add(e, p);
+	else
+		zout_legacy(e, p);
 }
 
 static int zout_process(void *state, struct pp_batch *batch)
 {
 	struct zout *s = state;
 
-	for (uint32_t i = 0; i < batch->count; i++) {
-		struct pp_packet *p = batch->pkts[i];
-
-		if (p->linktype == PP_LINKTYPE_FRAME)
-			zout_frame(s, p);
-		else if (s->cfg->wire == ZOUT_NATIVE)
-			zout_add(s, p);
-		else
-			zout_legacy(s, p);
-	}
+	for (uint32_t i = 0; i < batch->count; i++)
+		zout_packet(s, batch->pkts[i]);
 	if (!s->cfg->batch_delay)
-		zout_flush(s);
+		zout_flush_all(s);
 	return 0;
 }
 
@@ -416,7 +869,8 @@ static void *zout_term_main(void *arg)
 	struct zout *s = arg;
 	uint64_t one = 1;
 
-	zsock_term(&s->z);
+	for (uint32_t i = 0; i < s->neps; i++)
+		zsock_term(&s->eps[i].z);
 	if (write(s->term_fd, &one, sizeof(one)) < 0)
 		return NULL; /* the loop's drain deadline covers it */
 	return NULL;
@@ -433,6 +887,12 @@ static void zout_termed(void *arg, int fd, unsigned events)
 	pthread_join(s->term_thread, NULL);
 	s->term_running = false;
 	s->host->finished(s->node, 0);
+}
+
+static void zout_term_all(struct zout *s)
+{
+	for (uint32_t i = 0; i < s->neps; i++)
+		zsock_term(&s->eps[i].z);
 }
 
 /* Wait out the linger off the loop; 0 if it is over already. */
@@ -453,7 +913,7 @@ static int zout_linger(struct zout *s)
 	return -EINPROGRESS;
 inline_term:
 	s->host->log(s->node, PP_LOG_WARNING, "no thread for the linger: waiting for it here");
-	zsock_term(&s->z);
+	zout_term_all(s);
 	return 0;
 }
 
@@ -462,34 +922,45 @@ static int zout_stop(void *state)
 	struct zout *s = state;
 	uint64_t linger_ms = s->cfg->linger / ZOUT_NS_PER_MS;
 
-	zout_flush(s);
-	s->host->timer_free(s->timer);
-	s->timer = NULL;
-	zsock_close(&s->z, (int)linger_ms);
+	zout_flush_all(s);
+	for (uint32_t i = 0; i < s->neps; i++) {
+		struct zout_ep *e = &s->eps[i];
+
+		s->host->timer_free(e->timer);
+		e->timer = NULL;
+		zout_monitor_close(e);
+		zsock_close(&e->z, (int)linger_ms);
+	}
 	if (!linger_ms) {
-		zsock_term(&s->z);
+		zout_term_all(s);
 		return 0;
 	}
 	return zout_linger(s);
 }
 
 /* close() without stop() (a failed start): what is pending was never
- * sent. A timer or watch still here belongs to the host. */
+ * sent. */
 static void zout_close(void *state)
 {
 	struct zout *s = state;
 
 	if (s->term_running)
 		pthread_join(s->term_thread, NULL);
-	else
-		zsock_term(&s->z);
+	for (uint32_t i = 0; i < s->neps; i++) {
+		struct zout_ep *e = &s->eps[i];
+
+		zout_monitor_close(e);
+		zsock_term(&e->z);
+		pp_counter_add(s->drop_stopped, e->npending);
+		for (uint32_t j = 0; j < e->npending; j++)
+			s->host->packet_unref(e->pending[j]);
+		zout_ep_free(e);
+	}
 	if (s->term_fd >= 0)
 		close(s->term_fd);
-	pp_counter_add(s->drop_stopped, s->npending);
-	for (uint32_t i = 0; i < s->npending; i++)
-		s->host->packet_unref(s->pending[i]);
 	pp_counter_set(&s->stats->packets_held, 0);
-	free(s->pending);
+	free(s->eps);
+	free(s->dead);
 	free(s);
 }
 
