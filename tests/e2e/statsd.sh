@@ -161,6 +161,8 @@ for node, n in stats["nodes"].items():
         want.pop("datagrams_sent"), want.pop("metrics_sent")
     for k, v in want.items():
         got = counters.get(f"{prefix}.{node}.{k}")
+        if got is None:
+            got = gauges.get(f"{prefix}.{node}.{k}")
         if got != v:
             bad.append(f"{node}.{k}: statsd {got}, stats {v}")
     got = gauges.get(f"{prefix}.{node}.packets_held")
@@ -408,8 +410,7 @@ on_exit "kill -9 $pid"
 seen() { query "$TMP/term.c.json" && [ "$(metric "$TMP/term.c.json" term.out.packets_in)" != absent ]; }
 if wait_for 20 seen; then ok; else fail "SIGTERM: nothing reached statsd while running"; fi
 kill -TERM $pid
-timeout 20 tail --pid=$pid -f /dev/null
-wait $pid
+reap "$pid" 20
 expect_eq "SIGTERM: exit" "$?" 0
 same_as_stats "SIGTERM: statsd = stats" term "$TMP/term.json"
 
@@ -449,8 +450,7 @@ expect_eq "stats_endpoint: its queries" "$(stat "$TMP/snap2.json" sd endpoint_qu
 	$(($(stat "$TMP/snap1.json" sd endpoint_queries) + 1))
 expect_eq "stats_endpoint: drops as in --stats-json" "$(stat "$TMP/snap2.json" out dropped linktype)" 0
 kill -TERM $pid
-timeout 20 tail --pid=$pid -f /dev/null
-wait $pid
+reap "$pid" 20
 expect_eq "stats_endpoint: exit" "$?" 0
 expect_eq "stats_endpoint: host empty, nothing sent" "$(stat "$TMP/ep.json" sd flushes 2>/dev/null || echo none)" none
 if [ ! -e "$SOCK" ]; then ok; else fail "stats_endpoint: $SOCK left behind"; fi
