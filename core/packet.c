@@ -4,79 +4,229 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Every thread that allocates or releases packets keeps a small cache of
+ * free packets per size class, so that the common case, a packet made and
+ * released on the same thread, takes no lock and no locked instruction.
+ * Caches trade with a shared pool under a mutex, half a class at a time;
+ * a thread's cache goes back to the pool when the thread ends.
+ *
+ * Free packets are memory nobody uses: caches and pool keep a bounded
+ * number of bytes, and what does not fit goes back to malloc, which can
+ * reuse it for any size. A ring that evicts large packets while small ones
+ * arrive so holds its window, not its window plus a pool of the wrong size.
+ *
+ * The outstanding count is kept per thread too (allocated minus released
+ * there, which may be negative where another thread allocated); the total
+ * is the sum over live threads plus what ended threads left. */
+
 struct pkt {
 	uint32_t refs;
-	uint16_t size_class; /* index into class_capacity, or NO_CLASS */
-	struct pkt *next_free;
+	uint16_t size_class; /* see class_capacity(), or NO_CLASS */
 	struct pp_packet pub;
 	/* data follows, aligned for any header a plugin overlays */
 	_Alignas(16) uint8_t data[];
 };
 
+/* Size classes: 32-byte steps up to 2 KiB, then four a doubling up to
+ * 256 KiB (pcap's largest snaplen), so that a packet wastes little of its
+ * allocation (a ring's window is counted in caplen and 256 bytes a packet);
+ * larger packets and frames go straight to malloc. */
+#define NSMALL 64 /* the 32-byte steps */
+#define NCLASSES (NSMALL + 28)
+#define CLASS_MAX_CAPACITY (256u * 1024u)
 #define NO_CLASS 0xffff
-#define FREE_MAX 8192 /* per class: what a burst leaves pooled at most */
+#define CACHE_SLOTS 128 /* per class and thread, at most */
+#define CACHE_BYTES (512u << 10) /* a thread's cache holds at most this */
+#define POOL_MAX 8192 /* per class, at most */
+#define POOL_BYTES (2u << 20) /* the pool holds at most this */
 
-static const uint32_t class_capacity[] = { 256, 2048, 16384, 65536 + 256 };
-#define NCLASSES (sizeof(class_capacity) / sizeof(class_capacity[0]))
+static unsigned size_class(uint32_t capacity)
+{
+	unsigned e;
 
+	if (capacity <= 2048)
+		return capacity ? (capacity - 1) / 32 : 0;
+	e = 31u - (unsigned)__builtin_clz(capacity - 1); /* 11 and up */
+	return NSMALL + (e - 11) * 4 + (((capacity - 1) >> (e - 2)) & 3);
+}
+
+static uint32_t class_capacity(unsigned c)
+{
+	if (c < NSMALL)
+		return (c + 1) * 32;
+	return (5u + (c - NSMALL) % 4) << (11 + (c - NSMALL) / 4 - 2);
+}
+
+static uint32_t clamp(uint32_t v, uint32_t lo, uint32_t hi)
+{
+	return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* Free packets of a class a thread keeps: a quarter of its budget. */
+static uint32_t cache_max(unsigned c)
+{
+	return clamp(CACHE_BYTES / 4 / class_capacity(c), 2, CACHE_SLOTS);
+}
+
+static uint32_t pool_max(unsigned c)
+{
+	return clamp(POOL_BYTES / class_capacity(c), 2, POOL_MAX);
+}
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t pool_bytes; /* under pool_lock */
 static struct {
-	pthread_mutex_t lock;
-	struct pkt *head;
 	uint32_t count;
-} free_lists[NCLASSES] = {
-	{ PTHREAD_MUTEX_INITIALIZER, NULL, 0 }, { PTHREAD_MUTEX_INITIALIZER, NULL, 0 },
-	{ PTHREAD_MUTEX_INITIALIZER, NULL, 0 }, { PTHREAD_MUTEX_INITIALIZER, NULL, 0 },
+	struct pkt **items; /* pool_max() of them, made on first use */
+} pool[NCLASSES];
+
+struct cache {
+	int64_t outstanding; /* written by its thread only, read by any */
+	struct cache *prev, *next; /* the live caches */
+	uint64_t bytes; /* capacity of the packets it holds */
+	uint32_t count[NCLASSES];
+	uint32_t max[NCLASSES]; /* cache_max(), at hand */
+	struct pkt *items[NCLASSES][CACHE_SLOTS];
 };
 
-static uint64_t outstanding;
+static pthread_mutex_t caches_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct cache *caches; /* live threads' */
+static int64_t ended_outstanding; /* what ended threads left (atomic) */
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+static _Thread_local struct cache *my_cache;
 
 static struct pkt *to_pkt(const struct pp_packet *p)
 {
 	return (struct pkt *)((const char *)p - offsetof(struct pkt, pub));
 }
 
-static struct pkt *take_free(unsigned c)
-{
-	struct pkt *k;
+/* ---- the shared pool ---- */
 
-	pthread_mutex_lock(&free_lists[c].lock);
-	k = free_lists[c].head;
-	if (k) {
-		free_lists[c].head = k->next_free;
-		free_lists[c].count--;
-	}
-	pthread_mutex_unlock(&free_lists[c].lock);
-	return k;
+/* Up to want packets of class c from the pool into the cache. */
+static void pool_take(struct cache *tc, unsigned c, uint32_t want)
+{
+	uint32_t n;
+
+	pthread_mutex_lock(&pool_lock);
+	n = pool[c].count < want ? pool[c].count : want;
+	pool[c].count -= n;
+	pool_bytes -= (uint64_t)n * class_capacity(c);
+	if (n)
+		memcpy(&tc->items[c][tc->count[c]], &pool[c].items[pool[c].count],
+		       n * sizeof(struct pkt *));
+	pthread_mutex_unlock(&pool_lock);
+	tc->count[c] += n;
+	tc->bytes += (uint64_t)n * class_capacity(c);
 }
 
-static struct pkt *new_pkt(uint32_t capacity)
+/* How many of n packets of class c the pool takes now; pool_lock held. */
+static uint32_t pool_room(unsigned c, uint32_t n)
 {
-	unsigned c = 0;
-	struct pkt *k;
+	uint64_t by_bytes;
 
-	while (c < NCLASSES && class_capacity[c] < capacity)
-		c++;
-	if (c < NCLASSES && (k = take_free(c)) != NULL)
-		return k;
-	if (c < NCLASSES)
-		capacity = class_capacity[c];
-	k = malloc(sizeof(*k) + capacity);
-	if (!k)
-		return NULL;
-	k->size_class = c < NCLASSES ? (uint16_t)c : NO_CLASS;
-	k->pub.capacity = capacity;
-	return k;
+	if (pool_bytes >= POOL_BYTES)
+		return 0;
+	by_bytes = (POOL_BYTES - pool_bytes) / class_capacity(c);
+	if (!pool[c].items)
+		pool[c].items = malloc(pool_max(c) * sizeof(struct pkt *));
+	if (!pool[c].items)
+		return 0;
+	if (n > pool_max(c) - pool[c].count)
+		n = pool_max(c) - pool[c].count;
+	return by_bytes < n ? (uint32_t)by_bytes : n;
 }
 
-struct pp_packet *pp_packet_alloc(uint32_t capacity)
+/* The last n packets of the cache's class c into the pool; what does not
+ * fit there goes back to malloc. */
+static void pool_give(struct cache *tc, unsigned c, uint32_t n)
 {
-	struct pkt *k;
+	struct pkt **from = &tc->items[c][tc->count[c] - n];
+	uint32_t fit;
 
-	if (capacity > PP_PACKET_MAX)
+	pthread_mutex_lock(&pool_lock);
+	fit = pool_room(c, n);
+	if (fit)
+		memcpy(&pool[c].items[pool[c].count], from, fit * sizeof(struct pkt *));
+	pool[c].count += fit;
+	pool_bytes += (uint64_t)fit * class_capacity(c);
+	pthread_mutex_unlock(&pool_lock);
+	for (uint32_t i = fit; i < n; i++)
+		free(from[i]);
+	tc->count[c] -= n;
+	tc->bytes -= (uint64_t)n * class_capacity(c);
+}
+
+/* ---- per-thread caches ---- */
+
+static void cache_flush(struct cache *tc)
+{
+	for (unsigned c = 0; c < NCLASSES; c++)
+		if (tc->count[c])
+			pool_give(tc, c, tc->count[c]);
+}
+
+/* A thread ends: its free packets go to the pool, its count to the total. */
+static void cache_end(void *arg)
+{
+	struct cache *tc = arg;
+
+	cache_flush(tc);
+	/* A later destructor that releases a packet makes a new cache. */
+	my_cache = NULL;
+	pthread_mutex_lock(&caches_lock);
+	__atomic_add_fetch(&ended_outstanding, tc->outstanding, __ATOMIC_RELAXED);
+	if (tc->prev)
+		tc->prev->next = tc->next;
+	else
+		caches = tc->next;
+	if (tc->next)
+		tc->next->prev = tc->prev;
+	pthread_mutex_unlock(&caches_lock);
+	free(tc);
+}
+
+static void cache_key_new(void)
+{
+	pthread_key_create(&cache_key, cache_end);
+}
+
+/* The calling thread's cache, made on first use; NULL without memory. */
+static struct cache *cache_get(void)
+{
+	struct cache *tc = my_cache;
+
+	if (tc)
+		return tc;
+	pthread_once(&cache_once, cache_key_new);
+	tc = calloc(1, sizeof(*tc));
+	if (!tc)
 		return NULL;
-	k = new_pkt(capacity);
-	if (!k)
-		return NULL;
+	for (unsigned c = 0; c < NCLASSES; c++)
+		tc->max[c] = cache_max(c);
+	pthread_mutex_lock(&caches_lock);
+	tc->next = caches;
+	if (caches)
+		caches->prev = tc;
+	caches = tc;
+	pthread_mutex_unlock(&caches_lock);
+	pthread_setspecific(cache_key, tc);
+	my_cache = tc;
+	return tc;
+}
+
+static void count_outstanding(struct cache *tc, int64_t d)
+{
+	if (tc)
+		__atomic_store_n(&tc->outstanding, tc->outstanding + d, __ATOMIC_RELAXED);
+	else
+		__atomic_add_fetch(&ended_outstanding, d, __ATOMIC_RELAXED);
+}
+
+/* ---- packets ---- */
+
+static struct pp_packet *init_pkt(struct cache *tc, struct pkt *k)
+{
 	k->refs = 1;
 	k->pub.data = k->data;
 	k->pub.caplen = k->pub.origlen = 0;
@@ -87,8 +237,54 @@ struct pp_packet *pp_packet_alloc(uint32_t capacity)
 	/* Metadata is only read where flags say so: clearing flags suffices. */
 	k->pub.meta.flags = 0;
 	k->pub.meta.prefix[0] = '\0';
-	__atomic_add_fetch(&outstanding, 1, __ATOMIC_RELAXED);
+	count_outstanding(tc, 1);
 	return &k->pub;
+}
+
+static struct pp_packet *cached(struct cache *tc, unsigned c)
+{
+	struct pkt *k = tc->items[c][--tc->count[c]];
+
+	tc->bytes -= k->pub.capacity;
+	return init_pkt(tc, k);
+}
+
+/* Anything but a packet from the cache: refill it, or malloc. */
+static __attribute__((noinline)) struct pp_packet *alloc_slow(uint32_t capacity)
+{
+	struct cache *tc = cache_get();
+	unsigned c = capacity <= CLASS_MAX_CAPACITY ? size_class(capacity) : NO_CLASS;
+	struct pkt *k;
+
+	if (c != NO_CLASS && tc) {
+		if (!tc->count[c])
+			pool_take(tc, c, tc->max[c] / 2 ? tc->max[c] / 2 : 1);
+		if (tc->count[c])
+			return cached(tc, c);
+	}
+	if (capacity > PP_PACKET_MAX)
+		return NULL;
+	if (c != NO_CLASS)
+		capacity = class_capacity(c);
+	k = malloc(sizeof(*k) + capacity);
+	if (!k)
+		return NULL;
+	k->size_class = (uint16_t)c;
+	k->pub.capacity = capacity;
+	return init_pkt(tc, k);
+}
+
+struct pp_packet *pp_packet_alloc(uint32_t capacity)
+{
+	struct cache *tc = my_cache;
+	unsigned c;
+
+	if (tc && capacity <= CLASS_MAX_CAPACITY) {
+		c = size_class(capacity);
+		if (tc->count[c])
+			return cached(tc, c);
+	}
+	return alloc_slow(capacity);
 }
 
 void pp_packet_ref(struct pp_packet *p)
@@ -96,24 +292,43 @@ void pp_packet_ref(struct pp_packet *p)
 	__atomic_add_fetch(&to_pkt(p)->refs, 1, __ATOMIC_RELAXED);
 }
 
-static void release(struct pkt *k)
+static void cache_put(struct cache *tc, struct pkt *k)
 {
+	tc->items[k->size_class][tc->count[k->size_class]++] = k;
+	tc->bytes += k->pub.capacity;
+}
+
+/* Its class is full, or the cache is: half the class, or this packet, go
+ * to the pool first. */
+static __attribute__((noinline)) void release_slow(struct pkt *k)
+{
+	struct cache *tc = cache_get();
 	unsigned c = k->size_class;
 
-	__atomic_sub_fetch(&outstanding, 1, __ATOMIC_RELAXED);
-	if (c == NO_CLASS) {
+	count_outstanding(tc, -1);
+	if (c == NO_CLASS || !tc) {
 		free(k);
 		return;
 	}
-	pthread_mutex_lock(&free_lists[c].lock);
-	if (free_lists[c].count < FREE_MAX) {
-		k->next_free = free_lists[c].head;
-		free_lists[c].head = k;
-		free_lists[c].count++;
-		k = NULL;
+	if (tc->count[c] >= tc->max[c])
+		pool_give(tc, c, tc->max[c] / 2 ? tc->max[c] / 2 : 1);
+	cache_put(tc, k);
+	if (tc->bytes > CACHE_BYTES)
+		pool_give(tc, c, 1);
+}
+
+static void release(struct pkt *k)
+{
+	struct cache *tc = my_cache;
+	unsigned c = k->size_class;
+
+	if (!tc || c == NO_CLASS || tc->count[c] >= tc->max[c] ||
+	    tc->bytes + k->pub.capacity > CACHE_BYTES) {
+		release_slow(k);
+		return;
 	}
-	pthread_mutex_unlock(&free_lists[c].lock);
-	free(k);
+	count_outstanding(tc, -1);
+	cache_put(tc, k);
 }
 
 void pp_packet_unref(struct pp_packet *p)
@@ -123,7 +338,11 @@ void pp_packet_unref(struct pp_packet *p)
 	if (!p)
 		return;
 	k = to_pkt(p);
-	if (__atomic_sub_fetch(&k->refs, 1, __ATOMIC_ACQ_REL) == 0)
+	/* The only reference is ours: nobody else may touch the count, so
+	 * no locked instruction is needed (acquire: what the holders before
+	 * us wrote is seen before the packet is reused). */
+	if (__atomic_load_n(&k->refs, __ATOMIC_ACQUIRE) == 1 ||
+	    __atomic_sub_fetch(&k->refs, 1, __ATOMIC_ACQ_REL) == 0)
 		release(k);
 }
 
@@ -134,15 +353,28 @@ uint32_t pp_packet_refs(const struct pp_packet *p)
 
 uint64_t pp_packets_outstanding(void)
 {
-	return __atomic_load_n(&outstanding, __ATOMIC_RELAXED);
+	int64_t n;
+
+	pthread_mutex_lock(&caches_lock);
+	n = __atomic_load_n(&ended_outstanding, __ATOMIC_RELAXED);
+	for (const struct cache *tc = caches; tc; tc = tc->next)
+		n += __atomic_load_n(&tc->outstanding, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&caches_lock);
+	return (uint64_t)n;
 }
 
 void pp_pool_trim(void)
 {
+	if (my_cache)
+		cache_flush(my_cache);
+	pthread_mutex_lock(&pool_lock);
 	for (unsigned c = 0; c < NCLASSES; c++) {
-		struct pkt *k;
-
-		while ((k = take_free(c)) != NULL)
-			free(k);
+		for (uint32_t i = 0; i < pool[c].count; i++)
+			free(pool[c].items[i]);
+		free(pool[c].items);
+		pool[c].items = NULL;
+		pool[c].count = 0;
 	}
+	pool_bytes = 0;
+	pthread_mutex_unlock(&pool_lock);
 }

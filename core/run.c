@@ -73,24 +73,31 @@ void pp_node_process(struct pp_node *to, struct pp_batch *b)
 	}
 }
 
-static void deliver(struct pp_node *to, struct pp_batch *b)
+static void deliver(struct pp_node *to, struct pp_batch *b, uint64_t packets, uint64_t bytes)
 {
 	if (!pp_on_node_thread(to)) {
 		pp_deliver_remote(to, b);
 		return;
 	}
-	pp_node_count_in(to, pp_batch_packets(b), pp_batch_bytes(b));
+	pp_node_count_in(to, packets, bytes);
 	pp_node_process(to, b);
 }
 
+/* The batch is walked once, for every output's counts as well. */
 void pp_node_emit(struct pp_node *n, struct pp_batch *b)
 {
+	uint64_t packets = 0, bytes = 0;
+
 	if (!b->count)
 		return;
-	pp_counter_add(&n->stats.packets_out, pp_batch_packets(b));
-	pp_counter_add(&n->stats.bytes_out, pp_batch_bytes(b));
+	for (uint32_t i = 0; i < b->count; i++) {
+		packets += b->pkts[i]->count;
+		bytes += b->pkts[i]->caplen;
+	}
+	pp_counter_add(&n->stats.packets_out, packets);
+	pp_counter_add(&n->stats.bytes_out, bytes);
 	for (size_t i = 0; i < n->noutputs; i++)
-		deliver(n->outputs[i], b);
+		deliver(n->outputs[i], b, packets, bytes);
 }
 
 /* ---- shutting down ---- */

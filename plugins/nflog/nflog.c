@@ -11,7 +11,8 @@
  * gap is what it could not deliver (socket buffer full), counted in
  * packets_in and dropped as "kernel". ENOBUFS, the kernel's notice of such
  * an overflow, is counted apart ("enobufs"), doubles rcvbuf up to
- * rcvbuf_max, and is never fatal.
+ * rcvbuf_max, and is never fatal; so does a backlog that fills half of the
+ * buffer, before anything is lost.
  *
  * Stopping: unbinding a group makes the kernel send what it still batches,
  * so nothing is left behind. Without privileges (user =) unbinding is not
@@ -194,7 +195,7 @@ static void nfl_overrun(struct nfl_state *s)
 
 	pp_counter_add(s->enobufs, 1);
 	nfl_size_text(s->rcvbuf, size, sizeof(size));
-	nfl_grow_rcvbuf(s, note, sizeof(note));
+	nfl_grow_rcvbuf(s, "receive buffer overflowed", note, sizeof(note));
 	s->host->log_limited(s->node, &s->enobufs_limit, PP_LOG_WARNING,
 			     "receive buffer overflowed (ENOBUFS, rcvbuf %s): the kernel dropped "
 			     "packets, counted as dropped 'kernel'; %s", size, note);
@@ -267,6 +268,9 @@ static int nfl_drain(struct nfl_state *s)
 	}
 	s->rx_ns = 0;
 	nfl_batch_flush(s);
+	/* The turn's budget is spent with data left: a backlog. */
+	if (rc == 0 && !s->final)
+		nfl_watch_rcvbuf(s);
 	return rc;
 }
 

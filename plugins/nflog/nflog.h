@@ -101,7 +101,8 @@ void nfl_batch_flush(struct nfl_state *s);
 void nfl_size_text(uint64_t bytes, char *buf, size_t len); /* "8MiB", "416KiB", "1000 bytes" */
 int nfl_socket_open(struct nfl_state *s);
 int nfl_set_rcvbuf(struct nfl_state *s, uint64_t bytes);
-void nfl_grow_rcvbuf(struct nfl_state *s, char *note, size_t notelen);
+void nfl_grow_rcvbuf(struct nfl_state *s, const char *why, char *note, size_t notelen);
+void nfl_watch_rcvbuf(struct nfl_state *s); /* grows it when half full */
 int nfl_bind_groups(struct nfl_state *s);
 bool nfl_unbind_groups(struct nfl_state *s);
 void nfl_socket_close(struct nfl_state *s);

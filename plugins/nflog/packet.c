@@ -3,7 +3,6 @@
  * numbers), then the packet itself, with its metadata.
  */
 #include <arpa/inet.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "nflog.h"
@@ -107,8 +106,12 @@ static void nfl_meta(struct pp_meta *m, const struct nfl_group *g, struct nflog_
 		m->flags |= PP_META_HW_PROTOCOL;
 	}
 	if (prefix) {
-		/* The kernel caps prefixes at our size (NUL included). */
-		snprintf(m->prefix, sizeof(m->prefix), "%s", prefix);
+		/* The kernel caps prefixes at our size (NUL included); it sends
+		 * one with every packet, most often empty: no printf here. */
+		size_t n = strnlen(prefix, sizeof(m->prefix) - 1);
+
+		memcpy(m->prefix, prefix, n);
+		m->prefix[n] = '\0';
 		m->flags |= PP_META_PREFIX;
 	}
 	nfl_meta_ids(m, nfd);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <linux/netlink.h>
+#include <linux/sock_diag.h>
 
 #include "nflog.h"
 
@@ -76,8 +77,9 @@ int nfl_set_rcvbuf(struct nfl_state *s, uint64_t bytes)
 	return 0;
 }
 
-/* On overflow: double rcvbuf up to rcvbuf_max. Says what it did in note. */
-void nfl_grow_rcvbuf(struct nfl_state *s, char *note, size_t len)
+/* On overflow, or when it fills up (why): double rcvbuf up to rcvbuf_max.
+ * Says what it did in note. */
+void nfl_grow_rcvbuf(struct nfl_state *s, const char *why, char *note, size_t len)
 {
 	uint64_t next = s->rcvbuf * 2;
 	uint64_t before = pp_counter_get(s->rcvbuf_gauge);
@@ -99,11 +101,30 @@ void nfl_grow_rcvbuf(struct nfl_state *s, char *note, size_t len)
 	if (nfl_set_rcvbuf(s, next) < 0 || pp_counter_get(s->rcvbuf_gauge) <= before) {
 		/* Stop asking: the limit is the kernel's, not ours. */
 		s->rcvbuf_capped = true;
-		nfl_grow_rcvbuf(s, note, len);
+		nfl_grow_rcvbuf(s, why, note, len);
 		return;
 	}
 	snprintf(note, len, "rcvbuf raised to %s", a);
-	s->host->log(s->node, PP_LOG_INFO, "receive buffer overflowed: rcvbuf raised to %s", a);
+	s->host->log(s->node, PP_LOG_INFO, "%s: rcvbuf raised to %s", why, a);
+}
+
+/* A reader that falls behind for a moment (the CPU was busy elsewhere) is
+ * caught by the buffer; one that keeps falling behind fills it. Growing
+ * once it is half full, rather than once it overflowed, loses nothing to
+ * the growth itself. */
+void nfl_watch_rcvbuf(struct nfl_state *s)
+{
+	uint32_t mem[SK_MEMINFO_VARS];
+	socklen_t len = sizeof(mem);
+	char note[160];
+
+	if (s->rcvbuf_capped || s->rcvbuf >= s->cfg->rcvbuf_max)
+		return;
+	if (getsockopt(s->fd, SOL_SOCKET, SO_MEMINFO, mem, &len) < 0 ||
+	    len <= SK_MEMINFO_RCVBUF * sizeof(mem[0]))
+		return;
+	if (mem[SK_MEMINFO_RMEM_ALLOC] >= mem[SK_MEMINFO_RCVBUF] / 2)
+		nfl_grow_rcvbuf(s, "receive buffer more than half full", note, sizeof(note));
 }
 
 /* ------------------------------------------------------------------ */

@@ -243,7 +243,10 @@ static void zin_packet(struct zin *s, const struct wire_record *r)
 	p->ts_ns = r->ts_ns;
 	p->linktype = r->linktype;
 	p->count = 1;
-	p->meta = r->meta;
+	/* A fresh packet has no metadata (flags 0): most records carry none,
+	 * and the struct is large. */
+	if (r->meta.flags)
+		p->meta = r->meta;
 	s->batch.pkts[s->batch.count++] = p;
 	if (s->batch.count == PP_BATCH_MAX)
 		zin_emit(s);

@@ -1,0 +1,636 @@
+#!/bin/bash
+# make bench: pktpipe's speed against tcpdump, raw libzmq and ulogd2, its
+# codecs, its host overhead and its memory, as one table.
+#
+#   bash tests/bench/bench.sh BUILD_DIR        (make bench: BUILD_DIR = build)
+#
+# Every comparison is a ratio of two programs run side by side, alternating,
+# in the same run: the median of BENCH_RUNS (default 5) runs each. Nothing
+# here fails on a goal: the table says which goals hold. Exit status 0,
+# unless a row could not run at all (1) or the arguments are wrong (2).
+#
+# Needs root for row 3 (a network namespace, iptables, NFLOG) and installs
+# ulogd2 and ulogd2-pcap with apt-get when they are missing. Builds its own
+# helpers (tests/bench/*.c) with cc into BUILD_DIR/bench/; runs `make` for
+# what the Makefile builds (the host, plugins, test plugins, tools) if
+# something is missing. All data goes to a tmpfs and is removed at exit.
+#
+# Knobs (environment): BENCH_RUNS (5), BENCH_ROWS ("1 2 3 4 5 6"),
+# BENCH_FLOOD_SECONDS (5).
+set -u
+
+BUILD_ARG=${1:-build}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT" || exit 2
+case "$BUILD_ARG" in /*) BUILD=$BUILD_ARG ;; *) BUILD=$ROOT/$BUILD_ARG ;; esac
+RUNS=${BENCH_RUNS:-5}
+ROWS=${BENCH_ROWS:-1 2 3 4 5 6}
+FLOOD=${BENCH_FLOOD_SECONDS:-5}
+BENCH=$BUILD/bench
+PKTPIPE=$BUILD/pktpipe
+CORPUS=$ROOT/../shared/corpus/pcap
+RT=$BENCH/runtime
+TMP=
+NS=
+MOUNTED=
+PIDS=()
+BROKEN=0
+TABLE=()
+COMMANDS=()
+NOTES=()
+
+# ------------------------------------------------------------------ #
+# Plumbing                                                            #
+
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do
+		kill -9 "$p" 2>/dev/null
+	done
+	[ -n "$NS" ] && ip netns del "$NS" 2>/dev/null
+	[ -n "$MOUNTED" ] && umount "$MOUNTED" 2>/dev/null
+	[ -n "$TMP" ] && rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say() { echo "bench: $*" >&2; }
+
+# A table row: ID WHAT PKTPIPE BASELINE RATIO GOAL MET
+row() {
+	local line="|" f
+	for f in "$@"; do
+		line+=" $f |"
+	done
+	TABLE+=("$line")
+}
+
+# The command lines that reproduce row ID.
+cmds() {
+	local id=$1 c
+	shift
+	for c in "$@"; do
+		COMMANDS+=("$id	$c")
+	done
+}
+
+# A row that could not run: printed as such, and the exit status says so.
+broken() {
+	row "$1" "$2" "not run: $3" "" "" "" ""
+	BROKEN=1
+	say "row $1 not run: $3"
+}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
+# calc EXPR: floating point arithmetic.
+calc() { awk "BEGIN { printf \"%.6g\", ($*) }"; }
+# yesno COND: "yes" or "no" from an awk condition.
+yesno() { awk "BEGIN { print (($*) ? \"yes\" : \"no\") }"; }
+# One field from "key value key value" output.
+field() { awk -v k="$1" '{ for (i = 1; i < NF; i++) if ($i == k) { print $(i + 1); exit } }'; }
+mpps() { calc "$1 / 1e6" | awk '{ printf "%.2f", $1 }'; }
+# fmt EXPR [FORMAT]: the value of EXPR, formatted (default %.2f).
+fmt() { awk "BEGIN { printf \"${2:-%.2f}\", ($1) }"; }
+
+# The value of one counter in a --stats-json file: NODE FIELD [REASON].
+stat_json() {
+	python3 - "$@" <<-'PY'
+		import json, sys
+		n = json.load(open(sys.argv[1]))["nodes"][sys.argv[2]]
+		v = n[sys.argv[3]]
+		print(v.get(sys.argv[4], 0) if len(sys.argv) > 4 else v)
+	PY
+}
+
+# wait_for SECONDS COMMAND...: until it succeeds; 1 if it never did.
+wait_for() {
+	local limit=$1 i
+	shift
+	for ((i = 0; i < limit * 20; i++)); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# stop_pid PID: SIGTERM, wait at most 20 s, then SIGKILL.
+stop_pid() {
+	kill -TERM "$1" 2>/dev/null
+	timeout 20 tail --pid="$1" -f /dev/null 2>/dev/null || kill -9 "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+}
+
+# ------------------------------------------------------------------ #
+# Set-up                                                              #
+
+machine() {
+	local cpu
+	cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+	echo "$(nproc) vCPU ($cpu), kernel $(uname -r), $(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) RAM; shared with other engineers' test suites while it ran (load average at start: $(cut -d' ' -f1-3 /proc/loadavg))"
+}
+
+# What the Makefile builds, if it is not there yet.
+build_project() {
+	local want=("$PKTPIPE" "$BUILD/tests/plugins/pass.so" "$BUILD/tests/plugins/count.so"
+		"$BUILD/tools/nflog-udp") missing=() f
+	for f in "${want[@]}"; do
+		[ -e "$f" ] || missing+=("${f#"$ROOT"/}")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	say "building ${missing[*]}"
+	make -s -C "$ROOT" BUILD="$BUILD_ARG" all "${missing[@]}" >&2 || say "make failed"
+}
+
+# The benchmark's own programs, with cc straight into BUILD/bench.
+build_helpers() {
+	local cc=${CC:-cc} flags=(-std=c11 -D_GNU_SOURCE -Wall -Wextra -O2 -I"$ROOT/include")
+	mkdir -p "$BENCH" || return 1
+	"$cc" "${flags[@]}" -o "$BENCH/mkpcap" tests/bench/mkpcap.c -lpcap &&
+		"$cc" "${flags[@]}" -o "$BENCH/runtime" tests/bench/runtime.c &&
+		"$cc" "${flags[@]}" -o "$BENCH/rawzmq" tests/bench/rawzmq.c -lzmq -lpcap -lpthread &&
+		"$cc" "${flags[@]}" -o "$BENCH/codec" tests/bench/codec.c -lpcap -ldl
+}
+
+# A tmpfs for every file: /dev/shm, or one mounted for the run.
+make_tmp() {
+	if [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ]; then
+		TMP=$(mktemp -d /dev/shm/pktpipe-bench.XXXXXX) && return 0
+	fi
+	TMP=$(mktemp -d "${TMPDIR:-/tmp}/pktpipe-bench.XXXXXX") || return 1
+	mount -t tmpfs -o size=8g pktpipe-bench "$TMP" || return 1
+	MOUNTED=$TMP
+}
+
+# ------------------------------------------------------------------ #
+# Inputs                                                              #
+
+RAW100=
+RAW1500=
+CORPUSCAP=
+N100=1000000
+N1500=300000
+NCORPUS=500000
+
+make_inputs() {
+	RAW100=$TMP/raw100.pcap
+	RAW1500=$TMP/raw1500.pcap
+	CORPUSCAP=$TMP/corpus.pcap
+	"$BENCH/mkpcap" raw $N100 100 "$RAW100" >/dev/null &&
+		"$BENCH/mkpcap" raw $N1500 1500 "$RAW1500" >/dev/null &&
+		"$BENCH/mkpcap" corpus $NCORPUS "$CORPUSCAP" "$CORPUS"/* >/dev/null
+}
+
+# ------------------------------------------------------------------ #
+# Row 1: pcap copy against tcpdump                                    #
+
+# copy_once TOOL FILE: wall seconds of one copy, or nothing if it failed.
+copy_once() {
+	local out=$TMP/copy-$1.pcap line
+	rm -f "$out" "$TMP/copy.json"
+	if [ "$1" = pktpipe ]; then
+		printf '[in]\nplugin = pcap-in\npath = %s\n\n[out]\nplugin = pcap-out\ninput = in\npath = %s\n' \
+			"$2" "$out" >"$TMP/copy.ini"
+		line=$("$RT" -- "$PKTPIPE" -q -c "$TMP/copy.ini" --stats-json "$TMP/copy.json") || return 1
+		[ "$(stat_json "$TMP/copy.json" out packets_out)" = "$3" ] || return 1
+	else
+		line=$("$RT" -- tcpdump -r "$2" -w "$out" 2>/dev/null) || return 1
+	fi
+	echo "$line" | field wall
+}
+
+row_copy() { # ID LABEL FILE PACKETS
+	local id=$1 label=$2 file=$3 n=$4 r a b pp=() td=() ratio=()
+	for ((r = 0; r < RUNS; r++)); do
+		if ((r % 2)); then
+			b=$(copy_once tcpdump "$file" "$n")
+			a=$(copy_once pktpipe "$file" "$n")
+		else
+			a=$(copy_once pktpipe "$file" "$n")
+			b=$(copy_once tcpdump "$file" "$n")
+		fi
+		if [ -z "$a" ] || [ -z "$b" ]; then
+			broken "$id" "$label" "a copy failed (pktpipe: '$a', tcpdump: '$b')"
+			return
+		fi
+		pp+=("$(calc "$n / $a")")
+		td+=("$(calc "$n / $b")")
+		ratio+=("$(calc "$b / $a")")
+	done
+	a=$(printf '%s\n' "${pp[@]}" | median)
+	b=$(printf '%s\n' "${td[@]}" | median)
+	r=$(printf '%s\n' "${ratio[@]}" | median)
+	row "$id" "$label" "$(mpps "$a") Mpkt/s" "$(mpps "$b") Mpkt/s (tcpdump -r -w)" \
+		"$(fmt "$r")x" ">= 1.2x tcpdump" "$(yesno "$r >= 1.2")"
+	cmds "$id" "pktpipe -c copy.ini   # [in] pcap-in path = IN; [out] pcap-out input = in, path = OUT (defaults otherwise)" \
+		"tcpdump -r IN -w OUT"
+}
+
+row1() {
+	row_copy 1a "pcap copy: 1M x 100 B raw IP, tmpfs" "$RAW100" $N100
+	cmds 1a "build/bench/mkpcap raw 1000000 100 IN   # in a tmpfs"
+	row_copy 1b "pcap copy: 500k corpus packets (Ethernet, avg 596 B), tmpfs" "$CORPUSCAP" $NCORPUS
+	cmds 1b "build/bench/mkpcap corpus 500000 IN ../shared/corpus/pcap/*   # Ethernet captures only"
+}
+
+# ------------------------------------------------------------------ #
+# Row 2: the ZeroMQ path against raw libzmq                           #
+
+# zmq_once FILE PACKETS SIZE: seconds from starting the sender until the
+# receiver's file is complete, or nothing if packets went missing.
+zmq_once() {
+	local file=$1 n=$2 size=$3 rx port line until
+	rm -f "$TMP/zrx.pcap" "$TMP/zrx.json" "$TMP/zrx.err"
+	printf '[in]\nplugin = zmq-in\nendpoint = tcp://127.0.0.1:*\n\n[out]\nplugin = pcap-out\ninput = in\npath = %s\nflush = 1ms\n' \
+		"$TMP/zrx.pcap" >"$TMP/zrx.ini"
+	"$PKTPIPE" -c "$TMP/zrx.ini" --stats-json "$TMP/zrx.json" 2>"$TMP/zrx.err" &
+	rx=$!
+	PIDS+=("$rx")
+	wait_for 10 grep -q 'bound to tcp://' "$TMP/zrx.err"
+	port=$(sed -n 's|.*bound to tcp://127.0.0.1:\([0-9]*\)$|\1|p' "$TMP/zrx.err" | head -n 1)
+	printf '[in]\nplugin = pcap-in\npath = %s\n\n[out]\nplugin = zmq-out\ninput = in\nendpoint = tcp://127.0.0.1:%s\nsndhwm = 100000\n' \
+		"$file" "$port" >"$TMP/ztx.ini"
+	line=$("$RT" -t 60 -w "$TMP/zrx.pcap" $((24 + n * (16 + size))) -- \
+		"$PKTPIPE" -q -c "$TMP/ztx.ini")
+	stop_pid "$rx"
+	until=$(echo "$line" | field until)
+	[ -n "$port" ] && [ -f "$TMP/zrx.json" ] &&
+		[ "$(stat_json "$TMP/zrx.json" out packets_out)" = "$n" ] || return 1
+	echo "$until"
+}
+
+raw_once() {
+	"$BENCH/rawzmq" "$1" 'tcp://127.0.0.1:*' 2>/dev/null | field seconds
+}
+
+row_zmq() { # ID SIZE FILE PACKETS GOAL
+	local id=$1 size=$2 file=$3 n=$4 goal=$5 r a b pp=() raw=() ratio=()
+	local label="ZeroMQ tcp loopback, $((n / 1000))k x $size B: pcap-in > zmq-out, zmq-in > pcap-out (tmpfs)"
+	for ((r = 0; r < RUNS; r++)); do
+		if ((r % 2)); then
+			b=$(raw_once "$file")
+			a=$(zmq_once "$file" "$n" "$size")
+		else
+			a=$(zmq_once "$file" "$n" "$size")
+			b=$(raw_once "$file")
+		fi
+		if [ -z "$a" ] || [ -z "$b" ] || [ "$a" = -1.000000 ]; then
+			broken "$id" "$label" "a transfer failed (pktpipe: '$a', raw zmq: '$b')"
+			return
+		fi
+		pp+=("$(calc "$n / $a")")
+		raw+=("$(calc "$n / $b")")
+		ratio+=("$(calc "$b / $a")")
+	done
+	a=$(printf '%s\n' "${pp[@]}" | median)
+	b=$(printf '%s\n' "${raw[@]}" | median)
+	r=$(printf '%s\n' "${ratio[@]}" | median)
+	row "$id" "$label" "$(mpps "$a") Mpkt/s end to end" \
+		"$(mpps "$b") Mmsg/s (raw PUSH/PULL, 1 msg/packet)" "$(fmt "$r")x" ">= ${goal}x raw zmq" \
+		"$(yesno "$r >= $goal")"
+	cmds "$id" "build/bench/mkpcap raw $n $size IN" \
+		"pktpipe -c rx.ini &   # [in] zmq-in endpoint = tcp://127.0.0.1:PORT; [out] pcap-out input = in, path = OUT, flush = 1ms" \
+		"build/bench/runtime -w OUT $((24 + n * (16 + size))) -- pktpipe -c tx.ini   # [in] pcap-in path = IN; [out] zmq-out endpoint = tcp://127.0.0.1:PORT, sndhwm = 100000; 'until' = end to end" \
+		"build/bench/rawzmq IN 'tcp://127.0.0.1:*'"
+}
+
+row2() {
+	row_zmq 2a 100 "$RAW100" $N100 3
+	row_zmq 2b 1500 "$RAW1500" $N1500 1.5
+}
+
+# ------------------------------------------------------------------ #
+# Row 3: nflog capture against ulogd2                                 #
+
+GROUP=7
+ULOGD_LIB=
+
+nsx() { ip netns exec "$NS" "$@"; }
+group_bound() { nsx awk -v g="$GROUP" '$1 == g { f = 1 } END { exit !f }' /proc/net/netfilter/nfnetlink_log; }
+rule_packets() { nsx iptables -L OUTPUT -v -x -n | awk '/NFLOG/ { s += $1 } END { print s + 0 }'; }
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+ulogd_ready() {
+	local f
+	command -v ulogd >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y ulogd2 ulogd2-pcap >&2 ||
+		{ apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y ulogd2 ulogd2-pcap >&2; }; }
+	f=$(ls /usr/lib/*/ulogd/ulogd_output_PCAP.so /usr/lib/ulogd/ulogd_output_PCAP.so 2>/dev/null | head -n 1)
+	if [ -z "$f" ]; then
+		DEBIAN_FRONTEND=noninteractive apt-get install -y ulogd2-pcap >&2
+		f=$(ls /usr/lib/*/ulogd/ulogd_output_PCAP.so /usr/lib/ulogd/ulogd_output_PCAP.so 2>/dev/null | head -n 1)
+	fi
+	[ -n "$f" ] && command -v ulogd >/dev/null || return 1
+	ULOGD_LIB=$(dirname "$f")
+}
+
+nflog_setup() {
+	NS=pktpipe-bench-$$
+	ip netns add "$NS" || { NS=; return 1; }
+	ip -n "$NS" link set lo up &&
+		nsx iptables -A OUTPUT -o lo -p udp --dport 9999 -j NFLOG --nflog-group $GROUP --nflog-threshold 64
+}
+
+# The same stack the issue names: NFLOG -> BASE -> PCAP, 8 MiB socket
+# buffer growing to 64 MiB as pktpipe's rcvbuf and rcvbuf_max.
+ulogd_conf() {
+	cat >"$TMP/ulogd.conf" <<-EOF
+		[global]
+		logfile="$TMP/ulogd.log"
+		loglevel=5
+		plugin="$ULOGD_LIB/ulogd_inppkt_NFLOG.so"
+		plugin="$ULOGD_LIB/ulogd_raw2packet_BASE.so"
+		plugin="$ULOGD_LIB/ulogd_output_PCAP.so"
+		stack=log1:NFLOG,base1:BASE,pcap1:PCAP
+
+		[log1]
+		group=$GROUP
+		netlink_socket_buffer_size=8388608
+		netlink_socket_buffer_maxsize=67108864
+
+		[pcap1]
+		file="$TMP/nf-ulogd.pcap"
+		sync=0
+	EOF
+}
+
+# The nflog keys at their defaults (rcvbuf 8 MiB growing to 64 MiB,
+# qthreshold 64); pcap-out on its own thread, as plugins/nflog/README.md
+# advises for high rates, with a queue that absorbs what the socket buffer
+# would have (512 batches).
+pktpipe_conf() {
+	printf '[cap]\nplugin = nflog\ngroups = %s\n\n[out]\nplugin = pcap-out\ninput = cap\npath = %s\nthread = yes\nqueue = 512\n' \
+		"$GROUP" "$TMP/nf-pktpipe.pcap" >"$TMP/nflog.ini"
+}
+
+# Where pktpipe lost packets, per run, for the notes: "kernel 120 (rcvbuf
+# 64 MiB)"; appended to LOSSES.
+LOSSES=
+nflog_losses() {
+	LOSSES+=$(python3 - "$TMP/nflog.json" <<-'PY' 2>/dev/null
+		import json, sys
+		nodes = json.load(open(sys.argv[1]))["nodes"]
+		lost = {f"{k}.{r}": n for k, v in nodes.items() for r, n in v["dropped"].items() if n}
+		print(" %s (rcvbuf %d MiB);" % (", ".join(f"{r} {n}" for r, n in lost.items()) or "none",
+		                                nodes["cap"].get("rcvbuf", 0) // 2 // 1048576))
+	PY
+	)
+}
+
+# nflog_once TOOL SIZE: "offered captured cpu_seconds", or nothing.
+nflog_once() {
+	local tool=$1 size=$2 pid c0 c1 offered captured
+	rm -f "$TMP/nf-$tool.pcap"
+	nsx iptables -Z OUTPUT
+	if [ "$tool" = ulogd ]; then
+		ip netns exec "$NS" ulogd -c "$TMP/ulogd.conf" >/dev/null 2>&1 &
+	else
+		ip netns exec "$NS" "$PKTPIPE" -q -c "$TMP/nflog.ini" --stats-json "$TMP/nflog.json" \
+			>/dev/null 2>"$TMP/nflog.err" &
+	fi
+	pid=$!
+	PIDS+=("$pid")
+	wait_for 10 group_bound || { kill -9 "$pid"; return 1; }
+	c0=$(cpu_ticks "$pid")
+	nsx "$BUILD/tools/nflog-udp" -t "$FLOOD" -s "$size" >/dev/null || { kill -9 "$pid"; return 1; }
+	# The kernel's last batches (qtimeout: pktpipe 100 ms, ulogd the
+	# kernel's 1 s) and the reader's backlog.
+	sleep 1.5
+	c1=$(cpu_ticks "$pid")
+	stop_pid "$pid"
+	offered=$(rule_packets)
+	[ "$tool" = pktpipe ] && nflog_losses
+	captured=$("$BENCH/mkpcap" count "$TMP/nf-$tool.pcap" 2>/dev/null | cut -d' ' -f1)
+	[ -n "$captured" ] || captured=0
+	echo "$offered $captured $(calc "($c1 - $c0) / $(getconf CLK_TCK)")"
+}
+
+row_nflog() { # ID SIZE
+	local id=$1 size=$2 r t o c s share=() cpu=() label
+	label="nflog capture, ${FLOOD} s sendmmsg UDP flood of $size B, --nflog-threshold 64, to pcap on tmpfs"
+	LOSSES=
+	for ((r = 0; r < RUNS; r++)); do
+		for t in $( ((r % 2)) && echo "ulogd pktpipe" || echo "pktpipe ulogd"); do
+			o= c= s=
+			# Not in a subshell: LOSSES and PIDS are kept.
+			nflog_once "$t" "$size" >"$TMP/nflog.result"
+			read -r o c s <"$TMP/nflog.result"
+			if [ -z "${s:-}" ] || [ "${o:-0}" -eq 0 ]; then
+				broken "$id" "$label" "$t: the flood or the capture failed"
+				return
+			fi
+			share+=("$t $(calc "$c / $o")")
+			cpu+=("$t $(calc "$c > 0 ? $s / $c * 1e6 : 0")")
+		done
+	done
+	local ps us_ps pu us_u
+	ps=$(printf '%s\n' "${share[@]}" | awk '$1 == "pktpipe" { print $2 }' | median)
+	pu=$(printf '%s\n' "${share[@]}" | awk '$1 == "ulogd" { print $2 }' | median)
+	us_ps=$(printf '%s\n' "${cpu[@]}" | awk '$1 == "pktpipe" { print $2 }' | median)
+	us_u=$(printf '%s\n' "${cpu[@]}" | awk '$1 == "ulogd" { print $2 }' | median)
+	local ratio cratio goal met
+	ratio=$(calc "$pu > 0 ? $ps / $pu : 0")
+	cratio=$(calc "$us_u > 0 ? $us_ps / $us_u : 0")
+	if [ "$size" -ge 1000 ]; then
+		goal=">= 99 % captured, >= 1.25x ulogd2's share, less CPU/packet"
+		met=$(yesno "$ps >= 0.99 && $ratio >= 1.25 && $us_ps < $us_u")
+	else
+		goal="less CPU/packet (share: no goal)"
+		met=$(yesno "$us_ps < $us_u")
+	fi
+	NOTES+=("$id: pktpipe's drops per run (node.reason count):$LOSSES")
+	row "$id" "$label" "$(fmt "$ps * 100" %.1f) % captured, $(fmt "$us_ps" %.2f) us CPU/packet" \
+		"ulogd2: $(fmt "$pu * 100" %.1f) %, $(fmt "$us_u" %.2f) us CPU/packet" \
+		"share $(fmt "$ratio")x, CPU $(fmt "$cratio")x" "$goal" "$met"
+	cmds "$id" "ip netns add NS; ip -n NS link set lo up; ip netns exec NS iptables -A OUTPUT -o lo -p udp --dport 9999 -j NFLOG --nflog-group $GROUP --nflog-threshold 64" \
+		"ip netns exec NS pktpipe -c nflog.ini   # [cap] nflog groups = $GROUP; [out] pcap-out input = cap, path = OUT, thread = yes, queue = 512" \
+		"ip netns exec NS ulogd -c ulogd.conf   # stack=log1:NFLOG,base1:BASE,pcap1:PCAP; group=$GROUP, netlink_socket_buffer_size=8388608, _maxsize=67108864; pcap1 file=OUT, sync=0" \
+		"ip netns exec NS build/tools/nflog-udp -t $FLOOD -s $size; sleep 1.5   # then SIGTERM the capture" \
+		"offered: iptables -L OUTPUT -v -x -n (NFLOG rule); captured: records in OUT; CPU: utime+stime of /proc/PID/stat from bound to before SIGTERM"
+}
+
+row3() {
+	local label="nflog capture against ulogd2"
+	if [ "$(id -u)" != 0 ]; then
+		broken 3 "$label" "needs root (network namespace, iptables)"
+		return
+	fi
+	if [ ! -f "$BUILD/plugins/nflog.so" ] || [ ! -x "$BUILD/tools/nflog-udp" ]; then
+		broken 3 "$label" "nflog.so or tools/nflog-udp not built"
+		return
+	fi
+	if ! ulogd_ready; then
+		broken 3 "$label" "ulogd2 with ulogd2-pcap could not be installed"
+		return
+	fi
+	if ! nflog_setup; then
+		broken 3 "$label" "cannot make a network namespace with the NFLOG rule"
+		return
+	fi
+	ulogd_conf
+	pktpipe_conf
+	row_nflog 3a 1400
+	row_nflog 3b 64
+}
+
+# ------------------------------------------------------------------ #
+# Row 4: codecs                                                       #
+
+row4() {
+	local out line name level
+	out=$("$BENCH/codec" -r "$RUNS" -l 1,-1 "$BUILD"/plugins/*.so -- "$CORPUS"/* 2>"$TMP/codec.err")
+	if [ -z "$out" ]; then
+		broken 4 "codecs" "no codec plugin built, or it failed: $(tail -n 1 "$TMP/codec.err")"
+		return
+	fi
+	while read -r line; do
+		name=$(echo "$line" | field codec)
+		level=$(echo "$line" | field level)
+		[ "$level" = -1 ] && level="default"
+		row "4-$name-$level" "codec $name level $level, corpus bytes in 1024-packet/1 MiB blocks" \
+			"compress $(echo "$line" | field compress_MBps) MB/s, decompress $(echo "$line" | field decompress_MBps) MB/s (per core)" \
+			"" "ratio $(echo "$line" | field ratio)" "none (issue measured zlib -1 at 80-105 MB/s)" "-"
+	done <<<"$out"
+	cmds 4 "build/bench/codec -r $RUNS -l 1,-1 build/plugins/*.so -- ../shared/corpus/pcap/*"
+}
+
+# ------------------------------------------------------------------ #
+# Row 5: host overhead, counted by callgrind                          #
+
+# cg_host PACKETS: "host total" instructions of one run.
+cg_host() {
+	local n=$1 f=$TMP/cg-$1
+	"$BENCH/mkpcap" raw "$n" 100 "$f.pcap" >/dev/null || return 1
+	printf '[in]\nplugin = pcap-in\npath = %s\n\n[pass]\nplugin = pass\ninput = in\n\n[sink]\nplugin = count\ninput = pass\n' \
+		"$f.pcap" >"$f.ini"
+	valgrind --tool=callgrind --callgrind-out-file="$f.out" "$PKTPIPE" -q -c "$f.ini" \
+		--plugin-path "$BUILD/tests/plugins" >/dev/null 2>"$f.err" || return 1
+	python3 "$ROOT/tests/bench/cgcore.py" "$f.out" | awk '{ print $2, $8 }'
+}
+
+row5() {
+	local label="host overhead: pcap-in > pass > count, 100 B packets" n1=20000 n2=220000 a b h t
+	if ! command -v valgrind >/dev/null || [ ! -f "$BUILD/tests/plugins/pass.so" ]; then
+		broken 5 "$label" "valgrind or build/tests/plugins/pass.so missing"
+		return
+	fi
+	a=$(cg_host $n1) && b=$(cg_host $n2)
+	if [ -z "$a" ] || [ -z "$b" ]; then
+		broken 5 "$label" "callgrind run failed"
+		return
+	fi
+	h=$(calc "($(echo "$b" | cut -d' ' -f1) - $(echo "$a" | cut -d' ' -f1)) / ($n2 - $n1)")
+	t=$(calc "($(echo "$b" | cut -d' ' -f2) - $(echo "$a" | cut -d' ' -f2)) / ($n2 - $n1)")
+	row 5 "$label" "$(fmt "$h" %.0f) instructions/packet in the core" \
+		"(whole process: $(fmt "$t" %.0f)/packet)" "" "< 300 instructions/packet" "$(yesno "$h < 300")"
+	cmds 5 "valgrind --tool=callgrind --callgrind-out-file=cg.N pktpipe -c cg.ini --plugin-path build/tests/plugins   # [in] pcap-in; [pass] pass; [sink] count; for N = $n1 and $n2 packets of 100 B" \
+		"python3 tests/bench/cgcore.py cg.N   # core = self cost of the pktpipe binary + its calls into libc; per packet = difference / $((n2 - n1))"
+}
+
+# ------------------------------------------------------------------ #
+# Row 6: memory of a receiver with a ring                             #
+
+WINDOW_MIB=64
+
+kib() { awk -v k="$2" '$1 == k":" { print $2 }' "/proc/$1/status"; }
+
+# mem_once FILE PACKETS: "idle_kib peak_kib", or nothing.
+mem_once() {
+	local file=$1 n=$2 rx port idle peak
+	rm -f "$TMP/mrx.json" "$TMP/mrx.err"
+	printf '[in]\nplugin = zmq-in\nendpoint = tcp://127.0.0.1:*\n\n[ring]\nplugin = ring\ninput = in\nwindow = %sMiB\n' \
+		"$WINDOW_MIB" >"$TMP/mrx.ini"
+	"$PKTPIPE" -c "$TMP/mrx.ini" --stats-json "$TMP/mrx.json" 2>"$TMP/mrx.err" &
+	rx=$!
+	PIDS+=("$rx")
+	wait_for 10 grep -q 'bound to tcp://' "$TMP/mrx.err"
+	port=$(sed -n 's|.*in: info: bound to tcp://127.0.0.1:\([0-9]*\)$|\1|p' "$TMP/mrx.err" | head -n 1)
+	idle=$(kib "$rx" VmRSS)
+	# Paced, so that what waits is the ring's, not libzmq's queues.
+	printf '[in]\nplugin = pcap-in\npath = %s\nrate = 100MiB/s\n\n[out]\nplugin = zmq-out\ninput = in\nendpoint = tcp://127.0.0.1:%s\n' \
+		"$file" "$port" >"$TMP/mtx.ini"
+	"$PKTPIPE" -q -c "$TMP/mtx.ini" >/dev/null 2>&1
+	sleep 0.5
+	peak=$(kib "$rx" VmHWM)
+	stop_pid "$rx"
+	[ -n "$port" ] && [ -n "$peak" ] && [ -f "$TMP/mrx.json" ] &&
+		[ "$(stat_json "$TMP/mrx.json" ring packets_in)" = "$n" ] || return 1
+	echo "$idle $peak"
+}
+
+row_mem() { # ID LABEL FILE PACKETS
+	local id=$1 label=$2 r l idle=() peak=() i p win=$((WINDOW_MIB * 1024)) over total
+	for ((r = 0; r < RUNS; r++)); do
+		l=$(mem_once "$3" "$4")
+		if [ -z "$l" ]; then
+			broken "$id" "$label" "the receiver did not get every packet"
+			return
+		fi
+		idle+=("${l% *}")
+		peak+=("${l#* }")
+	done
+	i=$(printf '%s\n' "${idle[@]}" | median)
+	p=$(printf '%s\n' "${peak[@]}" | median)
+	over=$(calc "($p - $i - $win) / $win")
+	total=$(calc "($p - $win) / $win")
+	row "$id" "$label" "peak RSS $(fmt "$p / 1024" %.1f) MiB (idle $(fmt "$i / 1024" %.1f) MiB)" \
+		"window $WINDOW_MIB MiB" "$(fmt "$over * 100" %+.1f) % over the window beyond idle ($(fmt "$total * 100" %+.1f) % in all)" \
+		"<= 10 % overhead" "$(yesno "$over <= 0.10")"
+	cmds "$id" "pktpipe -c rx.ini &   # [in] zmq-in endpoint = tcp://127.0.0.1:PORT; [ring] ring input = in, window = ${WINDOW_MIB}MiB; VmRSS once bound, VmHWM at the end" \
+		"pktpipe -c tx.ini   # [in] pcap-in path = IN, rate = 100MiB/s; [out] zmq-out endpoint = tcp://127.0.0.1:PORT"
+}
+
+row6() {
+	if [ ! -f "$BUILD/plugins/ring.so" ]; then
+		row 6 "memory: receiver with a ${WINDOW_MIB} MiB ring" "not run: ring plugin not built" "" "" "<= 10 % overhead" "-"
+		return
+	fi
+	row_mem 6a "memory: zmq-in > ring (${WINDOW_MIB} MiB window), 500k corpus packets" "$CORPUSCAP" $NCORPUS
+	row_mem 6b "memory: zmq-in > ring (${WINDOW_MIB} MiB window), 1M x 100 B" "$RAW100" $N100
+}
+
+# ------------------------------------------------------------------ #
+# The run                                                             #
+
+print_table() {
+	local c
+	echo
+	echo "pktpipe bench, $(date -u '+%Y-%m-%d %H:%M UTC'), git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' + local changes')"
+	echo "machine: $MACHINE"
+	echo "each figure: median of $RUNS runs; ratios: median of the per-run ratios, the two programs alternating"
+	echo
+	echo "| row | what | pktpipe | baseline | ratio | goal | met |"
+	echo "| --- | --- | --- | --- | --- | --- | --- |"
+	printf '%s\n' "${TABLE[@]}"
+	echo
+	echo "Commands (build/bench/ holds the programs of tests/bench/; IN and OUT live on a tmpfs):"
+	for c in "${COMMANDS[@]}"; do
+		echo "  [${c%%	*}] ${c#*	}"
+	done
+	for c in "${NOTES[@]}"; do
+		echo "note: $c"
+	done
+}
+
+main() {
+	local r
+	MACHINE=$(machine)
+	build_project
+	if ! build_helpers; then
+		say "cannot build the helpers in $BENCH"
+		exit 1
+	fi
+	if [ ! -x "$PKTPIPE" ]; then
+		say "$PKTPIPE is missing: run make"
+		exit 1
+	fi
+	make_tmp || { say "no tmpfs for the data"; exit 1; }
+	make_inputs || { say "cannot make the captures"; exit 1; }
+	for r in $ROWS; do
+		say "row $r"
+		"row$r"
+	done
+	NOTES+=("load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)")
+	print_table
+	exit $BROKEN
+}
+
+[ -n "${BENCH_NO_MAIN:-}" ] || main
