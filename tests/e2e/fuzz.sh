@@ -1,6 +1,8 @@
 #!/bin/bash
-# Brief libFuzzer runs of the wire decoders (tests/fuzz/fuzz_wire.c) and of
-# ini parsing with graph validation (tests/fuzz/fuzz_config.c): each
+# Brief libFuzzer runs of the wire decoders (tests/fuzz/fuzz_wire.c), of
+# ini parsing with graph validation (tests/fuzz/fuzz_config.c), of
+# pcap-in on arbitrary capture files (tests/fuzz/fuzz_pcapin.c) and of the
+# ring's query parser (tests/fuzz/fuzz_query.c): each
 # target is built with clang into BUILD/fuzz/ and run for FUZZ_SECONDS
 # (default 20) from the committed seeds (tests/fuzz/seeds/NAME, real
 # encoder output) plus what earlier runs found (BUILD/fuzz/corpus/NAME).
@@ -53,6 +55,33 @@ build_config() {
 	return 1
 }
 
+# The pcapin target compiles the pcap-in plugin itself into the fuzzer with
+# the core sources and runs it through a real graph (clang's runtime cannot
+# host the gcc-built .so); its seeds are captures from ../shared/corpus.
+build_pcapin() {
+	local log="$TMP/build-pcapin.log"
+	if (cd "$ROOT" && "$CLANG" -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined -Wall -Wextra -Werror -Iinclude -Icore \
+		tests/fuzz/fuzz_pcapin.c plugins/pcap-in/pcap-in.c $(ls core/*.c | grep -v core/main.c) \
+		-lpcap -lltdl -linih -lpthread -o "$OUT/fuzz_pcapin") >"$log" 2>&1; then
+		return 0
+	fi
+	fail "pcapin: build failed: $(tail -n 5 "$log")"
+	return 1
+}
+
+# The ring's query parser: a pure function over bytes, on its own.
+build_query() {
+	local log="$TMP/build-query.log"
+	if (cd "$ROOT" && "$CLANG" -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined -Wall -Wextra -Werror -Iplugins/ring \
+		tests/fuzz/fuzz_query.c plugins/ring/query.c -o "$OUT/fuzz_query") >"$log" 2>&1; then
+		return 0
+	fi
+	fail "query: build failed: $(tail -n 5 "$log")"
+	return 1
+}
+
 # replay NAME: every kept regression input once.
 replay() {
 	local dir="$ROOT/tests/fuzz/regressions/$1" log="$TMP/replay-$1.log"
@@ -94,5 +123,9 @@ if [ ! -e "$FUZZ_PLUGIN_DIR/gen.so" ]; then
 else
 	build_config && replay config && run config "$ROOT/tests/fuzz/seeds/config"
 fi
+
+build_pcapin && replay pcapin && run pcapin "$ROOT/tests/fuzz/seeds/pcapin"
+
+build_query && replay query && run query "$ROOT/tests/fuzz/seeds/query"
 
 finish

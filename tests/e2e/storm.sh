@@ -1,0 +1,213 @@
+#!/bin/bash
+# A receiver (zmq-in -> pcap-out) in a storm of hostile messages.
+#
+# Real frames first: raw IP packets of corpus captures go through a
+# zmq-out sender graph (four nodes, batches of 1 to 32 packets) into a
+# python3-zmq PULL that keeps them. tests/tools/storm-peer.py then adds
+# compressed, metadata-carrying and (for wire = auto) legacy and legacy-rc
+# variants, mutates them by the tens of thousands (bit flips, bytes set,
+# truncation, random tails, count, raw_len and record fields changed,
+# codecs swapped, splices, random bytes), sends the mutants, waits, and
+# sends every valid base message again.
+#
+# The same script judges each message with a decoder written from WIRE.md,
+# independently of plugins/lib/wire.c, and predicts every counter and the
+# output file. The receiver must stay up through the storm, count
+# frames_in = frames_ok + frames_bad exactly, count packets_in, network,
+# malformed and codec drops exactly as predicted, balance, exit 0 on
+# SIGTERM, log bad frames rate-limited, and write exactly the predicted
+# pcap, the valid packets of the storm and then every valid one (byte for
+# byte, so the valid ones are all there, in order).
+#
+# Runs twice: wire = auto (the default: native, legacy and legacy-rc) and
+# wire = native. STORM_N sets the mutants of the auto run (default 20000;
+# the native run sends half as many). Ports are picked at run time; every
+# wait is bounded; processes are killed on exit.
+SUITE=storm
+. "$(dirname "$0")/../lib.sh"
+
+PY=/usr/bin/python3
+PEER="$ROOT/tests/tools/storm-peer.py"
+N_AUTO=${STORM_N:-20000}
+N_NATIVE=$((N_AUTO / 2))
+MAX_MESSAGE=1048576
+# Codec ids the receiver can decode: those whose plugin is built (WIRE.md).
+CODECS=""
+[ -f "$BUILD/plugins/zlib.so" ] && CODECS="$CODECS,1"
+[ -f "$BUILD/plugins/zstd.so" ] && CODECS="$CODECS,2"
+declare -A PIDS
+
+prerequisites() {
+	local p
+	if ! "$PY" -c 'import zmq' 2>/dev/null; then
+		fail "python3-zmq is not installed for $PY (apt-get install python3-zmq)"
+	fi
+	for p in pcap-in pcap-out zmq-in zmq-out zlib; do
+		[ -f "$BUILD/plugins/$p.so" ] || fail "plugin $p not built in $BUILD/plugins"
+	done
+	if [ "$FAILED" -ne 0 ]; then
+		finish
+		exit 1
+	fi
+}
+prerequisites
+
+start() { # start NAME INI: pktpipe in the background
+	"$PKTPIPE" -c "$2" --stats-json "$TMP/$1.json" 2>"$TMP/$1.err" >/dev/null &
+	PIDS[$1]=$!
+	on_exit "kill -9 ${PIDS[$1]}"
+}
+
+stop() { # stop NAME: SIGTERM, bounded wait; exit status in $status
+	local pid=${PIDS[$1]}
+	{
+		kill -TERM "$pid"
+		timeout 30 tail --pid="$pid" -f /dev/null || kill -9 "$pid"
+		wait "$pid"
+	} 2>/dev/null
+	status=$?
+}
+
+snapshot() { # fresh stats of NAME (SIGUSR1)
+	rm -f "$TMP/$1.json"
+	kill -USR1 "${PIDS[$1]}" 2>/dev/null && wait_for 10 test -s "$TMP/$1.json"
+}
+
+# wait_stat NAME SECONDS NODE FIELD WANT: until the counter reaches WANT.
+wait_stat() {
+	local name=$1 limit=$2 i
+	for ((i = 0; i < limit * 4; i++)); do
+		if snapshot "$name" && [ "$(stat "$TMP/$name.json" "$3" "$4")" -ge "$5" ]; then
+			return 0
+		fi
+		sleep 0.25
+	done
+	return 1
+}
+
+wait_peer() { # wait_peer PID SECONDS: its exit status, killed after SECONDS
+	timeout "$2" tail --pid="$1" -f /dev/null || kill -9 "$1" 2>/dev/null
+	{ wait "$1"; } 2>/dev/null
+}
+
+bound_port() { # bound_port ERRFILE NODE
+	sed -n "s|^pktpipe: $2: info: bound to tcp://127.0.0.1:\([0-9]*\)$|\1|p" "$1" | head -n 1
+}
+
+# ------------------------------------------------------------------ #
+# Real frames from a zmq-out sender                                   #
+
+RAWSRC=()
+for f in babel_rfc6126bis.pcap of10_s4810.pcap mptcp-v0.pcap isis_iid_tlv.pcap; do
+	[ -f "$CORPUS/$f" ] && RAWSRC+=("$CORPUS/$f")
+done
+npkts=$("$PY" "$PEER" mkraw "$TMP/raw.pcap" "${RAWSRC[@]}" 2>"$TMP/mkraw.err")
+if [ "${npkts:-0}" -gt 100 ]; then ok; else
+	fail "too few raw IP packets from the corpus (${npkts:-none}): $(cat "$TMP/mkraw.err")"
+	finish
+	exit 1
+fi
+
+"$PY" "$PEER" collect "$TMP/port" "$TMP/count" "$TMP/frames" 2>"$TMP/collect.err" &
+collector=$!
+on_exit "kill -9 $collector"
+wait_for 20 test -s "$TMP/port" || fail "the collector did not start: $(cat "$TMP/collect.err")"
+: >"$TMP/tx.ini"
+k=0
+for b in 1 3 8 32; do
+	printf '[src%d]\nplugin = pcap-in\npath = %s\n\n[z%d]\nplugin = zmq-out\ninput = src%d\nendpoint = tcp://127.0.0.1:%s\nbatch_packets = %d\nsndhwm = 100000\nlinger = 20s\n\n' \
+		$k "$TMP/raw.pcap" $k $k "$(cat "$TMP/port")" $b >>"$TMP/tx.ini"
+	k=$((k + 1))
+done
+timeout 60 "$PKTPIPE" -c "$TMP/tx.ini" --stats-json "$TMP/tx.json" 2>"$TMP/tx.err" >/dev/null
+expect_eq "sender exit" "$?" 0
+sent=$(python3 -c 'import json,sys
+n = json.load(open(sys.argv[1]))["nodes"]
+print(sum(v.get("frames_sent", 0) for v in n.values()))' "$TMP/tx.json" 2>/dev/null)
+echo "${sent:-0}" >"$TMP/count"
+wait_peer $collector 60
+expect_eq "collector got every frame the sender sent (${sent:-0})" "$?" 0
+
+# ------------------------------------------------------------------ #
+# The storm                                                           #
+
+# check_counters RUN: the receiver's counters against the judge's.
+check_counters() {
+	python3 - "$TMP/$1.info" "$TMP/$1.json" <<'PY'
+import json, sys
+w = json.load(open(sys.argv[1]))
+nodes = json.load(open(sys.argv[2]))["nodes"]
+i, o = nodes["in"], nodes["out"]
+got = {"frames_in": i["frames_in"], "frames_ok": i["frames_ok"], "frames_bad": i["frames_bad"],
+       "packets_in": i["packets_in"], "network": i["dropped"].get("network", 0),
+       "malformed": i["dropped"].get("malformed", 0), "codec": i["dropped"].get("codec", 0),
+       "written": o["packets_out"], "linktype": o["dropped"].get("linktype", 0)}
+want = {k: w[k] for k in got}
+bad = [f"{k}: got {got[k]}, want {want[k]}" for k in got if got[k] != want[k]]
+if i["frames_in"] != i["frames_ok"] + i["frames_bad"]:
+    bad.append("frames_in != frames_ok + frames_bad")
+if bad:
+    sys.exit(print("; ".join(bad), file=sys.stderr) or 1)
+PY
+}
+
+storm_run() { # storm_run RUN WIRE MUTANTS SEED
+	local run=$1 wire=$2 n=$3 seed=$4 peer mutants total bad lines
+	printf '[in]\nplugin = zmq-in\nendpoint = tcp://127.0.0.1:*\nwire = %s\nmax_message = %s\n\n[out]\nplugin = pcap-out\ninput = in\npath = %s\nlinktype = RAW\nprecision = ns\n' \
+		"$wire" "$MAX_MESSAGE" "$TMP/$run.pcap" >"$TMP/$run.ini"
+	start "$run" "$TMP/$run.ini"
+	if ! wait_for 20 grep -q ': info: bound to ' "$TMP/$run.err"; then
+		fail "$run: receiver did not bind: $(tail -n 3 "$TMP/$run.err")"
+		return
+	fi
+	rm -f "$TMP/$run.mark" "$TMP/$run.go"
+	"$PY" "$PEER" storm "tcp://127.0.0.1:$(bound_port "$TMP/$run.err" in)" "$TMP/frames" \
+		"$wire" "$n" "$seed" "$MAX_MESSAGE" "$CODECS" "$TMP/$run.expect" "$TMP/$run.info" \
+		"$TMP/$run.mark" "$TMP/$run.go" 2>"$TMP/$run.peer.err" &
+	peer=$!
+	on_exit "kill -9 $peer"
+	if ! wait_for 120 test -s "$TMP/$run.mark"; then
+		fail "$run: the mutants were not all sent: $(tail -n 3 "$TMP/$run.peer.err")"
+		return
+	fi
+	mutants=$(cat "$TMP/$run.mark")
+	wait_stat "$run" 60 in frames_in "$mutants" ||
+		fail "$run: $(stat "$TMP/$run.json" in frames_in) of $mutants mutants arrived"
+	if kill -0 "${PIDS[$run]}" 2>/dev/null; then ok; else fail "$run: the receiver died in the storm"; fi
+	touch "$TMP/$run.go"
+	wait_peer $peer 60
+	expect_eq "$run: peer exit" "$?" 0
+	total=$(python3 -c 'import json,sys; i = json.load(open(sys.argv[1])); print(i["mutants"] + i["base"])' "$TMP/$run.info")
+	wait_stat "$run" 60 in frames_in "$total" ||
+		fail "$run: $(stat "$TMP/$run.json" in frames_in) of $total messages arrived"
+	stop "$run"
+	expect_eq "$run: receiver exit" "$status" 0
+	expect_balanced "$run" "$TMP/$run.json"
+	if why=$(check_counters "$run" 2>&1); then ok; else fail "$run: counters: $why"; fi
+	if cmp -s "$TMP/$run.pcap" "$TMP/$run.expect"; then ok; else
+		fail "$run: output differs from the judge's: $(cmp "$TMP/$run.pcap" "$TMP/$run.expect" 2>&1)"
+	fi
+	bad=$(stat "$TMP/$run.json" in frames_bad)
+	lines=$(grep -c 'dropped a malformed' "$TMP/$run.err")
+	if [ "$bad" -gt 100 ] && [ "$lines" -lt $((bad / 10)) ]; then ok; else
+		fail "$run: $lines log lines for $bad bad frames: not rate limited, or too few bad frames"
+	fi
+	if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$TMP/$run.err"; then
+		fail "$run: sanitizer report: $(grep -m1 -E 'Sanitizer|runtime error' "$TMP/$run.err")"
+	else
+		ok
+	fi
+	python3 - "$run" "$TMP/$run.info" <<'PY'
+import json, sys
+i = json.load(open(sys.argv[2]))
+print(f"storm: {sys.argv[1]}: {i['mutants']} mutants ({i['valid_mutants']} valid), "
+      f"{i['valid_base']} of {i['base']} base messages valid, {i['frames_bad']} bad frames; "
+      f"packets: {i['packets_in']} in, {i['written']} written, dropped {i['malformed']} malformed, "
+      f"{i['codec']} codec, {i['network']} network, {i['linktype']} linktype")
+PY
+}
+
+storm_run auto auto "$N_AUTO" 11
+storm_run native native "$N_NATIVE" 12
+
+finish
