@@ -82,6 +82,13 @@ wait_for() {
 	return 1
 }
 
+# reap PID [SECONDS]: wait for PID to end, at most SECONDS (default 15),
+# then SIGKILL it; returns its exit status (137 when it had to be killed).
+reap() {
+	timeout "${2:-15}" tail --pid="$1" -f /dev/null || kill -9 "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+}
+
 finish() {
 	echo "${SUITE}: ${PASSED} passed, ${FAILED} failed"
 	[ "$FAILED" -eq 0 ]

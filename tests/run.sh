@@ -9,11 +9,15 @@ total_pass=0
 total_fail=0
 broken=0
 
+# Each suite is bounded (SUITE_TIMEOUT seconds): a hang fails that suite
+# with a message instead of eating the whole CI budget.
 run_suite() {
-	local out status line
-	out=$("$@" 2> >(cat >&2))
+	local out status line start=$SECONDS
+	out=$(timeout -k 10 "${SUITE_TIMEOUT:-900}" "$@" 2> >(cat >&2))
 	status=$?
+	[ "$status" -eq 124 ] && echo "suite $* timed out after ${SUITE_TIMEOUT:-900} s" >&2
 	printf '%s\n' "$out"
+	echo "  ($* took $((SECONDS - start)) s)" >&2
 	line=$(printf '%s\n' "$out" | grep -E '^[A-Za-z0-9_.-]+: [0-9]+ passed, [0-9]+ failed' | tail -n 1)
 	if [ -z "$line" ]; then
 		echo "suite $* printed no result line (exit $status)" >&2

@@ -33,8 +33,7 @@ tool() {
 
 stop_pid() { # SIGTERM, bounded wait, exit status in $?
 	kill -TERM "$1" 2>/dev/null
-	timeout 15 tail --pid="$1" -f /dev/null
-	wait "$1"
+	reap "$1" 15
 }
 
 # received STATS NODE N: wait until the node wrote N packets (SIGUSR1 snapshots).
@@ -46,6 +45,13 @@ received() {
 		[ -s "$file" ] && [ "$(stat "$file" "$node" packets_out 2>/dev/null)" == "$want" ] && return 0
 	done
 	return 1
+}
+
+# reader_joined STATS PID: the receiver's FIFO has its reader (tcpdump).
+reader_joined() {
+	kill -USR1 "$2" 2>/dev/null
+	sleep 0.1
+	[ "$(stat "$1" fifo reader_sessions 2>/dev/null)" == 1 ]
 }
 
 groups_bound() { nsx grep -qE '^ *0 ' /proc/net/netfilter/nfnetlink_log && nsx grep -qE '^ *1 ' /proc/net/netfilter/nfnetlink_log; }
@@ -86,10 +92,12 @@ recv=$pid
 tool nflog-zmq-send -u nobody 0,1 "tcp://127.0.0.1:$P1"
 send=$pid
 if wait_for 10 groups_bound; then ok; else fail "sender did not bind groups 0 and 1: $(cat "$TMP/nflog-zmq-send.err")"; fi
+wait_for 10 reader_joined "$TMP/pub/nflog-pcap-recv.json" $recv ||
+	fail "tcpdump never joined the FIFO: $(tail -n 3 "$TMP/nflog-pcap-recv.err")"
 expect_eq "sender runs as nobody" "$(awk '/^Uid:/ {print $2}' /proc/$send/status)" "$(id -u nobody)"
 expect_eq "sender keeps no capability" "$(awk '/^CapEff:/ {print $2}' /proc/$send/status)" 0000000000000000
 pings
-received "$TMP/pub/nflog-pcap-recv.json" fifo 10 $recv || fail "receiver wrote $(stat "$TMP/pub/nflog-pcap-recv.json" fifo packets_out) of 10 pings"
+received "$TMP/pub/nflog-pcap-recv.json" fifo 10 $recv || fail "receiver wrote $(stat "$TMP/pub/nflog-pcap-recv.json" fifo packets_out) of 10 pings: $(tail -n 3 "$TMP/nflog-pcap-recv.err")"
 stop_pid $send
 expect_eq "send: exit" "$?" 0
 stop_pid $recv
@@ -120,7 +128,7 @@ send=$pid
 wait_for 10 groups_bound || fail "chain: sender did not bind"
 pings
 received "$TMP/pub/nflog-pcap-recv.json" fifo 10 $recv || fail "chain: receiver wrote $(stat "$TMP/pub/nflog-pcap-recv.json" fifo packets_out) of 10"
-nsx "$BUILD/nflog-pcap-query" "tcp://127.0.0.1:$BIF" > "$TMP/query.pcap" 2>"$TMP/query.err"
+nsx timeout 30 "$BUILD/nflog-pcap-query" "tcp://127.0.0.1:$BIF" > "$TMP/query.pcap" 2>"$TMP/query.err"
 expect_eq "nflog-pcap-query: exit" "$?" 0
 expect_eq "nflog-pcap-query: the buffered pings" "$(tcpdump -nn -r "$TMP/query.pcap" 2>/dev/null | wc -l)" 10
 for p in $send $comp $dec $recv; do stop_pid $p; done
@@ -153,7 +161,7 @@ for kind in legacy rc; do
 	[ $kind = rc ] && rcopt=(--rate-control)
 	tool nflog-pcap-recv "${rcopt[@]}" "tcp://127.0.0.1:$P6" "$TMP/peer.pcap"
 	recv=$pid
-	nsx "$PY" "$ROOT/tests/tools/legacy-peer.py" $kind "connect:tcp://127.0.0.1:$P6" \
+	nsx timeout 60 "$PY" "$ROOT/tests/tools/legacy-peer.py" $kind "connect:tcp://127.0.0.1:$P6" \
 		"$TMP/expect.pcap" "$TMP/info.json" 16777216 2>"$TMP/peer.err"
 	expect_eq "peer ($kind): exit" "$?" 0
 	n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["packets"])' "$TMP/info.json")

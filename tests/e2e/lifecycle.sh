@@ -134,8 +134,7 @@ kill -USR1 $pid
 if wait_for 5 test -s "$TMP/endless.json"; then ok; else fail "SIGUSR1 wrote no stats"; fi
 expect_balanced "SIGUSR1 snapshot" "$TMP/endless.json"
 kill -TERM $pid
-timeout 10 tail --pid=$pid -f /dev/null
-wait $pid
+reap "$pid" 10
 expect_eq "SIGTERM: exit" "$?" 0
 expect_balanced "SIGTERM" "$TMP/endless.json"
 sent=$(stat "$TMP/endless.json" src packets_out)

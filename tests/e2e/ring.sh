@@ -392,8 +392,7 @@ done
 expect_eq "snapshots while traffic flows are whole" "$torn" 0
 distinct=$(md5sum "$TMP"/snap*.pcap | cut -d' ' -f1 | sort -u | wc -l)
 if [ "$distinct" -ge 3 ]; then ok; else fail "only $distinct distinct snapshots: did traffic flow?"; fi
-timeout 130 tail --pid="$TX2" -f /dev/null
-wait "$TX2"
+reap "$TX2" 130
 expect_eq "second sender exit" "$?" 0
 wait_in rx ring $((N * 3)) || fail "the ring took $(stat "$TMP/rx.json" ring packets_in) of $((N * 3))"
 expect_balanced "after the stream" "$TMP/rx.json"
