@@ -3,6 +3,7 @@
 # closing "SUITE: N passed, N failed" line and sets the exit status.
 # Every suite gets a private $TMP removed on exit, whatever happened.
 set -u
+export PATH="/usr/bin:$PATH" # Debian's python3 with python3-zmq, no shim
 
 BUILD=${1:-build}
 case "$BUILD" in /*) ;; *) BUILD="$PWD/$BUILD" ;; esac
