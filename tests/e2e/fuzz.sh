@@ -4,7 +4,7 @@
 # pcap-in on arbitrary capture files (tests/fuzz/fuzz_pcapin.c) and of the
 # ring's query parser (tests/fuzz/fuzz_query.c): each
 # target is built with clang into BUILD/fuzz/ and run for FUZZ_SECONDS
-# (default 20) from the committed seeds (tests/fuzz/seeds/NAME, real
+# (default 10; 0 runs the seeds and regressions once, no mutation) from the committed seeds (tests/fuzz/seeds/NAME, real
 # encoder output) plus what earlier runs found (BUILD/fuzz/corpus/NAME).
 # A crash, a sanitizer report or a failed property check fails the target;
 # the input that did it is kept in BUILD/fuzz/ and named in the message.
@@ -15,7 +15,7 @@
 SUITE=fuzz
 . "$(dirname "$0")/../lib.sh"
 
-SECONDS_EACH=${FUZZ_SECONDS:-20}
+SECONDS_EACH=${FUZZ_SECONDS:-10}
 OUT="$BUILD/fuzz"
 CLANG=${CLANG:-clang}
 
@@ -96,9 +96,11 @@ replay() {
 # run NAME SEEDS: bounded by the fuzzer's own clock, and by timeout too.
 run() {
 	local name=$1 seeds=$2 corpus="$OUT/corpus/$1" log="$TMP/run-$1.log"
+	local budget=(-max_total_time="$SECONDS_EACH")
+	[ "$SECONDS_EACH" -eq 0 ] && budget=(-runs=0)
 	mkdir -p "$corpus"
 	if (cd "$OUT" && timeout $((SECONDS_EACH + 60)) "./fuzz_$name" \
-		-max_total_time="$SECONDS_EACH" -max_len=8192 -rss_limit_mb=1024 \
+		"${budget[@]}" -max_len=8192 -rss_limit_mb=1024 \
 		-timeout=10 -print_final_stats=1 "$corpus" "$seeds") >"$log" 2>&1; then
 		ok
 		echo "fuzz: $name: $(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" |
