@@ -33,7 +33,7 @@ build() {
 	def=FUZZ_$(echo "$1" | tr a-z- A-Z_)
 	if (cd "$ROOT" && "$CLANG" -g -O1 -fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=undefined -Wall -Wextra -Werror -Iinclude -Iplugins/lib \
-		-D"$def" tests/fuzz/fuzz_wire.c plugins/lib/wire.c plugins/zlib/zlib.c -lz \
+		-D"$def" tests/fuzz/fuzz_wire.c plugins/lib/wire.c plugins/lib/framer.c plugins/zlib/zlib.c -lz \
 		-o "$OUT/fuzz_$1") >"$log" 2>&1; then
 		return 0
 	fi
