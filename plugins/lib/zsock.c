@@ -160,35 +160,56 @@ static int key_from_text(const char *text, char key[ZSOCK_KEY_Z85 + 1])
 	return z85_key_ok(key) ? 0 : -EINVAL;
 }
 
-static int read_key_file(struct zsock *z, const char *path, char key[ZSOCK_KEY_Z85 + 1])
+/* The key file as an fd: a regular file only its owner may read. O_NONBLOCK
+ * because a FIFO (or a device) named as the key would otherwise hold open()
+ * or read(), and the loop with it, until someone writes; fstat() then tells
+ * what it is before anything is read. */
+static int open_key_file(struct zsock *z, const char *path)
 {
-	char text[KEYFILE_MAX + 1];
 	struct stat st;
-	ssize_t n;
-	int fd, rc = 0;
+	int fd, rc;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0 || fstat(fd, &st) != 0) {
 		rc = -errno;
 		z->host->log(z->node, PP_LOG_ERROR, "key file %s: %s", path, strerror(-rc));
-		goto out;
+		goto err;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		z->host->log(z->node, PP_LOG_ERROR, "key file %s is not a regular file", path);
+		rc = -EINVAL;
+		goto err;
 	}
 	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
 		z->host->log(z->node, PP_LOG_ERROR,
 			     "key file %s is open to others (mode %04o): chmod 600 it", path,
 			     (unsigned)(st.st_mode & 07777));
 		rc = -EPERM;
-		goto out;
+		goto err;
 	}
+	return fd;
+err:
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+static int read_key_file(struct zsock *z, const char *path, char key[ZSOCK_KEY_Z85 + 1])
+{
+	char text[KEYFILE_MAX + 1];
+	ssize_t n;
+	int fd, rc = 0;
+
+	fd = open_key_file(z, path);
+	if (fd < 0)
+		return fd;
 	n = read(fd, text, KEYFILE_MAX);
 	text[n > 0 ? n : 0] = '\0';
 	if (n < 0 || key_from_text(text, key) < 0) {
 		z->host->log(z->node, PP_LOG_ERROR, "key file %s holds no Z85 secret key", path);
 		rc = -EINVAL;
 	}
-out:
-	if (fd >= 0)
-		close(fd);
+	close(fd);
 	explicit_bzero(text, sizeof(text));
 	return rc;
 }

@@ -34,6 +34,8 @@
 
 #include <pktpipe/plugin.h>
 
+#include "linktype.h"
+
 #define PIN_HEAD_LEN 24 /* a classic pcap file header */
 #define PIN_PCAPNG_MAGIC 0x0a0d0d0au /* a palindrome: no byte order */
 #define PIN_QUANTA_PER_S 100 /* paced: emit 10 ms worth of bytes per turn */
@@ -193,24 +195,6 @@ err_fd:
 	return rc;
 }
 
-/* DLT values that are not their LINKTYPE number (on Linux; the DLT_ names
- * keep it right elsewhere). Every other DLT equals its LINKTYPE. */
-static uint32_t pin_dlt_to_linktype(int dlt)
-{
-	static const struct {
-		int dlt;
-		uint32_t linktype;
-	} map[] = {
-		{ DLT_ATM_RFC1483, 100 }, { DLT_RAW, 101 },	  { DLT_SLIP_BSDOS, 102 },
-		{ DLT_PPP_BSDOS, 103 },	  { DLT_ATM_CLIP, 106 },
-	};
-
-	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-		if (map[i].dlt == dlt)
-			return map[i].linktype;
-	return (uint32_t)dlt;
-}
-
 /* Classic pcap: the header's own number (offset 20, low 16 bits; the high
  * bits carry FCS flags). pcapng: libpcap's DLT mapped back. */
 static uint32_t pin_file_linktype(struct pin_state *s)
@@ -219,7 +203,7 @@ static uint32_t pin_file_linktype(struct pin_state *s)
 
 	memcpy(&magic, s->head, sizeof(magic));
 	if (s->head_len < PIN_HEAD_LEN || magic == PIN_PCAPNG_MAGIC)
-		return pin_dlt_to_linktype(pcap_datalink(s->pcap));
+		return linktype_from_dlt(pcap_datalink(s->pcap));
 	s->classic = true;
 	memcpy(&lt, s->head + 20, sizeof(lt));
 	if (pcap_is_swapped(s->pcap))

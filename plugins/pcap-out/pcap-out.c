@@ -18,6 +18,7 @@
 #include <pktpipe/plugin.h>
 
 #include "format.h"
+#include "linktype.h"
 #include "output.h"
 
 #define POUT_SNAPLEN_MAX 262144 /* libpcap's largest for most linktypes */
@@ -47,24 +48,6 @@ struct pout_config {
 	uint64_t pipe_size; /* bytes */
 	uint64_t retry; /* ns */
 };
-
-/* DLT values that are not their LINKTYPE number (on Linux; the DLT_ names
- * keep it right elsewhere). Every other DLT equals its LINKTYPE. */
-static uint32_t pout_dlt_to_linktype(int dlt)
-{
-	static const struct {
-		int dlt;
-		uint32_t linktype;
-	} map[] = {
-		{ DLT_ATM_RFC1483, 100 }, { DLT_RAW, 101 },	  { DLT_SLIP_BSDOS, 102 },
-		{ DLT_PPP_BSDOS, 103 },	  { DLT_ATM_CLIP, 106 },
-	};
-
-	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-		if (map[i].dlt == dlt)
-			return map[i].linktype;
-	return (uint32_t)dlt;
-}
 
 /* A LINKTYPE number (1, 101, 0x71), or a libpcap name with or without its
  * DLT_/LINKTYPE_ prefix (EN10MB, RAW, LINUX_SLL), in any case. */
@@ -100,7 +83,7 @@ static int pout_parse_linktype(const char *text, void *dst, char *err, size_t er
 			 text);
 		return -EINVAL;
 	}
-	*lt = (struct pout_linktype){ .set = true, .value = pout_dlt_to_linktype(dlt) };
+	*lt = (struct pout_linktype){ .set = true, .value = linktype_from_dlt(dlt) };
 	return 0;
 }
 

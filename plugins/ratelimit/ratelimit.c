@@ -28,13 +28,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <unistd.h>
 
 #include <pktpipe/plugin.h>
-#include <pktpipe/wire.h>
 
-#include "wire.h"
+#include "framer.h"
 
 #define RL_SLOTS 10 /* the window, in slots that expire one at a time */
 #define RL_NS_PER_S 1e9
@@ -45,11 +42,7 @@ struct rl_config {
 	uint64_t lwm, hwm; /* bytes/s */
 	uint64_t window; /* ns */
 	uint64_t burst; /* ns */
-	char *codec;
-	int64_t level;
-	uint64_t max_delay; /* ns */
-	int64_t batch_packets;
-	uint64_t batch_bytes;
+	struct framer_config frame; /* codec, level, batch_*, max_delay */
 };
 
 static const struct pp_option rl_options[] = {
@@ -66,19 +59,19 @@ static const struct pp_option rl_options[] = {
 	  .max = 60000000000ll, .offset = offsetof(struct rl_config, burst),
 	  .help = "above hwm, how far (in time at hwm) the output may run ahead to absorb uneven arrivals" },
 	{ .name = "codec", .type = PP_OPT_STRING, .default_value = "zlib",
-	  .offset = offsetof(struct rl_config, codec),
+	  .offset = offsetof(struct rl_config, frame.codec),
 	  .help = "the codec frames are compressed with (a plugin offering it: zlib, zstd)" },
 	{ .name = "level", .type = PP_OPT_INT, .default_value = "-1", .min = -1, .max = 22,
-	  .offset = offsetof(struct rl_config, level),
+	  .offset = offsetof(struct rl_config, frame.level),
 	  .help = "the codec's level (zlib 0-9, zstd 1-19); -1 = the codec's default (zlib 6, zstd 3)" },
 	{ .name = "max_delay", .type = PP_OPT_DURATION, .default_value = "100ms", .min = 0,
-	  .max = 10000000000ll, .offset = offsetof(struct rl_config, max_delay),
+	  .max = 10000000000ll, .offset = offsetof(struct rl_config, frame.delay),
 	  .help = "a compressed frame leaves at most this long after its first packet; 0 = with each input batch" },
 	{ .name = "batch_packets", .type = PP_OPT_INT, .default_value = "1024", .min = 1,
-	  .max = 65536, .offset = offsetof(struct rl_config, batch_packets),
+	  .max = 65536, .offset = offsetof(struct rl_config, frame.batch_packets),
 	  .help = "most packets per compressed frame" },
 	{ .name = "batch_bytes", .type = PP_OPT_SIZE, .default_value = "1MiB", .min = 64,
-	  .max = 256ll << 20, .offset = offsetof(struct rl_config, batch_bytes),
+	  .max = 256ll << 20, .offset = offsetof(struct rl_config, frame.batch_bytes),
 	  .help = "most bytes per frame before compression (a larger packet goes alone); keep it below the receivers' max_message" },
 	PP_OPTION_END
 };
@@ -87,11 +80,9 @@ struct rl {
 	struct pp_node *node;
 	const struct pp_host *host;
 	const struct rl_config *cfg;
-	struct pp_stats *stats;
-	pp_counter *frames_compressed, *bytes_before, *bytes_after, *mode_switches;
-	pp_counter *mode_gauge, *rate_gauge;
-	pp_counter *drop_hwm, *drop_nomem, *drop_codec, *drop_stopped;
-	struct pp_log_limit hwm_limit, nomem_limit, codec_limit;
+	pp_counter *mode_switches, *mode_gauge, *rate_gauge, *drop_hwm;
+	struct framer_counters fc;
+	struct pp_log_limit hwm_limit;
 	int mode; /* enum rl_mode */
 	uint64_t now; /* the batch's arrival, monotonic ns */
 	/* The window: bytes per slot; slot is the current one's number. */
@@ -99,19 +90,9 @@ struct rl {
 	/* The bucket, in bytes; negative: in debt. */
 	double tokens, depth;
 	uint64_t filled_ns;
-	/* Compression: the frame being gathered. */
-	const struct pp_codec *codec;
-	void *ctx;
-	struct wire_header head; /* sender; seq of the next frame */
-	struct pp_packet **pending;
-	uint32_t npending;
-	size_t pending_len; /* bytes of their records */
-	uint8_t *scratch;
-	size_t scratch_len;
-	struct pp_timer *timer;
-	/* What goes downstream, each with a reference of ours. */
-	struct pp_batch out;
-	struct pp_packet *outp[PP_BATCH_MAX];
+	/* Compression (lwm set): the frame being gathered. */
+	struct framer fr;
+	struct outq out;
 };
 
 static int rl_validate(const void *config, char *err, size_t errlen)
@@ -123,12 +104,7 @@ static int rl_validate(const void *config, char *err, size_t errlen)
 			 (unsigned long long)cfg->lwm, (unsigned long long)cfg->hwm);
 		return -EINVAL;
 	}
-	if (cfg->codec && strcmp(cfg->codec, "zlib") == 0 && cfg->level > 9) {
-		snprintf(err, errlen, "level: zlib's levels are 0 to 9 (or -1), not %lld",
-			 (long long)cfg->level);
-		return -EINVAL;
-	}
-	return 0;
+	return framer_validate(&cfg->frame, err, errlen);
 }
 
 /* ------------------------------------------------------------------ */
@@ -138,46 +114,16 @@ static void rl_counters(struct rl *s)
 {
 	const struct pp_host *h = s->host;
 
-	s->stats = h->stats(s->node);
-	s->frames_compressed = h->counter(s->node, "frames_compressed", PP_COUNTER_TOTAL);
-	s->bytes_before = h->counter(s->node, "bytes_before", PP_COUNTER_TOTAL);
-	s->bytes_after = h->counter(s->node, "bytes_after", PP_COUNTER_TOTAL);
+	s->fc.frames = h->counter(s->node, "frames_compressed", PP_COUNTER_TOTAL);
+	s->fc.bytes_before = h->counter(s->node, "bytes_before", PP_COUNTER_TOTAL);
+	s->fc.bytes_after = h->counter(s->node, "bytes_after", PP_COUNTER_TOTAL);
 	s->mode_switches = h->counter(s->node, "mode_switches", PP_COUNTER_TOTAL);
 	s->mode_gauge = h->counter(s->node, "mode", PP_COUNTER_GAUGE);
 	s->rate_gauge = h->counter(s->node, "rate", PP_COUNTER_GAUGE);
 	s->drop_hwm = h->drop_reason(s->node, "hwm");
-	s->drop_nomem = h->drop_reason(s->node, "nomem");
-	s->drop_codec = h->drop_reason(s->node, "codec");
-	s->drop_stopped = h->drop_reason(s->node, "stopped");
-}
-
-/* A sender id that differs from run to run (WIRE.md). */
-static uint64_t rl_sender_id(const struct pp_host *host)
-{
-	uint64_t id;
-
-	if (getrandom(&id, sizeof(id), GRND_NONBLOCK) != sizeof(id))
-		id = host->now_real_ns() ^ ((uint64_t)getpid() << 32);
-	return id;
-}
-
-static void rl_batch_due(void *arg);
-
-/* Frames carry no sequence promise (flag clear): zmq-out's own drops and
- * fan-out after this node are not ours to vouch for. */
-static int rl_open_codec(struct rl *s)
-{
-	const struct rl_config *cfg = s->cfg;
-
-	s->codec = s->host->codec_find(s->node, cfg->codec);
-	if (!s->codec)
-		return -ENOENT;
-	s->ctx = s->codec->ctx_new((int)cfg->level);
-	s->pending = calloc((size_t)cfg->batch_packets, sizeof(*s->pending));
-	if (!s->ctx || !s->pending)
-		return -ENOMEM;
-	s->head = (struct wire_header){ .sender = rl_sender_id(s->host) };
-	return 0;
+	s->fc.drop_nomem = h->drop_reason(s->node, "nomem");
+	s->fc.drop_codec = h->drop_reason(s->node, "codec");
+	s->fc.drop_stopped = h->drop_reason(s->node, "stopped");
 }
 
 static void rl_close(void *state);
@@ -187,7 +133,7 @@ static int rl_open(struct pp_node *node, const struct pp_host *host, const void 
 {
 	const struct rl_config *cfg = config;
 	struct rl *s;
-	int rc = -ENOMEM;
+	int rc = 0;
 
 	s = calloc(1, sizeof(*s));
 	if (!s)
@@ -195,147 +141,21 @@ static int rl_open(struct pp_node *node, const struct pp_host *host, const void 
 	s->node = node;
 	s->host = host;
 	s->cfg = cfg;
-	s->out.pkts = s->outp;
+	outq_init(&s->out, node, host);
 	rl_counters(s);
 	s->slot_ns = cfg->window / RL_SLOTS;
 	s->slot = host->now_mono_ns() / s->slot_ns;
 	s->depth = (double)cfg->hwm * (double)cfg->burst / RL_NS_PER_S;
-	s->timer = host->timer_new(node, rl_batch_due, s);
-	if (s->timer)
-		rc = cfg->lwm ? rl_open_codec(s) : 0;
+	/* Frames carry no sequence promise (framer.h): zmq-out's own drops
+	 * and fan-out after this node are not ours to vouch for. */
+	if (cfg->lwm)
+		rc = framer_open(&s->fr, &s->out, &cfg->frame, &s->fc);
 	if (rc < 0) {
 		rl_close(s);
 		return rc;
 	}
 	*state = s;
 	return 0;
-}
-
-/* ------------------------------------------------------------------ */
-/* Output                                                               */
-
-static void rl_emit(struct rl *s)
-{
-	if (!s->out.count)
-		return;
-	s->host->emit(s->node, &s->out);
-	for (uint32_t i = 0; i < s->out.count; i++)
-		s->host->packet_unref(s->out.pkts[i]);
-	s->out.count = 0;
-}
-
-/* Queue p for downstream; owned: the reference is ours already. */
-static void rl_out(struct rl *s, struct pp_packet *p, bool owned)
-{
-	if (!owned)
-		s->host->packet_ref(p);
-	s->out.pkts[s->out.count++] = p;
-	if (s->out.count == PP_BATCH_MAX)
-		rl_emit(s);
-}
-
-static void rl_drop(struct rl *s, pp_counter *reason, struct pp_log_limit *lim, uint64_t packets,
-		    const char *why)
-{
-	pp_counter_add(reason, packets);
-	s->host->log_limited(s->node, lim, PP_LOG_WARNING, "%s; dropped %llu packets", why,
-			     (unsigned long long)packets);
-}
-
-/* ------------------------------------------------------------------ */
-/* Compressing (as the zlib node does; the frame encoder is wire.c's)   */
-
-static bool rl_scratch(struct rl *s, size_t len)
-{
-	uint8_t *p;
-
-	if (len <= s->scratch_len)
-		return true;
-	p = realloc(s->scratch, len);
-	if (!p)
-		return false;
-	s->scratch = p;
-	s->scratch_len = len;
-	return true;
-}
-
-/* The pending packets as one frame packet, or NULL (their drop counted). */
-static struct pp_packet *rl_frame(struct rl *s)
-{
-	uint32_t n = s->npending;
-	size_t len = wire_native_compress_bound(s->codec, s->pending_len);
-	struct pp_packet *f = NULL;
-	uint64_t bytes = 0;
-	int rc;
-
-	if (len <= UINT32_MAX && rl_scratch(s, s->pending_len))
-		f = s->host->packet_alloc(s->node, (uint32_t)len);
-	if (!f) {
-		rl_drop(s, s->drop_nomem, &s->nomem_limit, n, "no memory for a frame");
-		return NULL;
-	}
-	rc = wire_native_compress(f->data, &len, &s->head, s->pending, n, s->scratch,
-				  s->scratch_len, s->codec, s->ctx);
-	if (rc < 0) {
-		s->host->packet_unref(f);
-		rl_drop(s, s->drop_codec, &s->codec_limit, n, "the codec failed");
-		return NULL;
-	}
-	for (uint32_t i = 0; i < n; i++)
-		bytes += s->pending[i]->caplen;
-	f->caplen = f->origlen = (uint32_t)len;
-	f->ts_ns = s->pending[0]->ts_ns;
-	f->linktype = PP_LINKTYPE_FRAME;
-	f->count = n;
-	f->codec = s->codec->wire_id;
-	s->head.seq += n;
-	pp_counter_add(s->frames_compressed, 1);
-	pp_counter_add(s->bytes_before, bytes);
-	pp_counter_add(s->bytes_after, len);
-	return f;
-}
-
-static void rl_flush(struct rl *s)
-{
-	struct pp_packet *f;
-
-	if (!s->npending)
-		return;
-	s->host->timer_disarm(s->timer);
-	f = rl_frame(s);
-	for (uint32_t i = 0; i < s->npending; i++)
-		s->host->packet_unref(s->pending[i]);
-	s->npending = 0;
-	s->pending_len = 0;
-	pp_counter_set(&s->stats->packets_held, 0);
-	if (f)
-		rl_out(s, f, true);
-}
-
-static void rl_batch_due(void *arg)
-{
-	struct rl *s = arg;
-
-	rl_flush(s);
-	rl_emit(s);
-}
-
-static void rl_squash(struct rl *s, struct pp_packet *p)
-{
-	const struct rl_config *cfg = s->cfg;
-	size_t rec = wire_native_record_len(p);
-
-	if (s->npending && PP_WIRE_HEADER_LEN + s->pending_len + rec > cfg->batch_bytes)
-		rl_flush(s);
-	s->host->packet_ref(p);
-	s->pending[s->npending++] = p;
-	s->pending_len += rec;
-	pp_counter_set(&s->stats->packets_held, s->npending);
-	if (s->npending == 1 && cfg->max_delay)
-		s->host->timer_arm(s->timer, cfg->max_delay, 0);
-	if (s->npending >= (uint64_t)cfg->batch_packets ||
-	    PP_WIRE_HEADER_LEN + s->pending_len >= cfg->batch_bytes)
-		rl_flush(s);
 }
 
 /* ------------------------------------------------------------------ */
@@ -383,7 +203,7 @@ static void rl_set_mode(struct rl *s, int mode)
 	if (mode == s->mode)
 		return;
 	if (mode == RL_PASS)
-		rl_flush(s);
+		framer_flush(&s->fr);
 	if (mode == RL_SHAPE) {
 		s->tokens = 0;
 		s->filled_ns = s->now;
@@ -415,15 +235,15 @@ static void rl_packet(struct rl *s, struct pp_packet *p)
 	s->window_bytes += p->caplen;
 	rl_set_mode(s, rl_mode_for(s, rl_rate(s)));
 	if (s->mode == RL_SHAPE && !rl_admit(s, p->caplen)) {
-		rl_drop(s, s->drop_hwm, &s->hwm_limit, p->count, "input above hwm");
+		outq_drop(&s->out, s->drop_hwm, &s->hwm_limit, p->count, "input above hwm");
 		return;
 	}
-	if (s->mode != RL_PASS && s->codec && p->linktype != PP_LINKTYPE_FRAME) {
-		rl_squash(s, p);
+	if (s->mode != RL_PASS && s->fr.codec && p->linktype != PP_LINKTYPE_FRAME) {
+		framer_add(&s->fr, p);
 		return;
 	}
-	rl_flush(s); /* a frame from upstream: after what is pending */
-	rl_out(s, p, false);
+	framer_flush(&s->fr); /* a frame from upstream: after what is pending */
+	outq_put(&s->out, p, false);
 }
 
 static int rl_process(void *state, struct pp_batch *batch)
@@ -434,9 +254,9 @@ static int rl_process(void *state, struct pp_batch *batch)
 	rl_window_advance(s);
 	for (uint32_t i = 0; i < batch->count; i++)
 		rl_packet(s, batch->pkts[i]);
-	if (!s->cfg->max_delay)
-		rl_flush(s);
-	rl_emit(s);
+	if (!s->cfg->frame.delay)
+		framer_flush(&s->fr);
+	outq_emit(&s->out);
 	pp_counter_set(s->rate_gauge, (uint64_t)rl_rate(s));
 	return 0;
 }
@@ -448,8 +268,8 @@ static int rl_stop(void *state)
 {
 	struct rl *s = state;
 
-	rl_flush(s);
-	rl_emit(s);
+	framer_flush(&s->fr);
+	outq_emit(&s->out);
 	return 0;
 }
 
@@ -458,19 +278,8 @@ static void rl_close(void *state)
 {
 	struct rl *s = state;
 
-	if (s->npending)
-		pp_counter_add(s->drop_stopped, s->npending);
-	for (uint32_t i = 0; i < s->npending; i++)
-		s->host->packet_unref(s->pending[i]);
-	for (uint32_t i = 0; i < s->out.count; i++)
-		s->host->packet_unref(s->out.pkts[i]);
-	pp_counter_set(&s->stats->packets_held, 0);
-	if (s->timer)
-		s->host->timer_free(s->timer);
-	if (s->ctx)
-		s->codec->ctx_free(s->ctx);
-	free(s->pending);
-	free(s->scratch);
+	framer_release(&s->fr);
+	outq_release(&s->out);
 	free(s);
 }
 

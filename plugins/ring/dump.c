@@ -19,6 +19,7 @@
 
 #include <pktpipe/wire.h>
 
+#include "linktype.h"
 #include "ring.h"
 
 #define DUMP_SNAPLEN 262144 /* libpcap's largest; longer records are cut */
@@ -45,28 +46,9 @@ struct filter {
 	char err[PCAP_ERRBUF_SIZE + 64];
 };
 
-/* The DLT libpcap wants for a LINKTYPE; they differ for a few. */
-static int dump_dlt(uint32_t linktype)
-{
-	switch (linktype) {
-	case 100:
-		return DLT_ATM_RFC1483;
-	case 101:
-		return DLT_RAW;
-	case 102:
-		return DLT_SLIP_BSDOS;
-	case 103:
-		return DLT_PPP_BSDOS;
-	case 106:
-		return DLT_ATM_CLIP;
-	default:
-		return (int)linktype;
-	}
-}
-
 static void filter_compile(struct filter *f, struct prog *pr)
 {
-	pcap_t *dead = pcap_open_dead(dump_dlt(pr->linktype), DUMP_SNAPLEN);
+	pcap_t *dead = pcap_open_dead(linktype_to_dlt(pr->linktype), DUMP_SNAPLEN);
 
 	pr->ok = false;
 	if (!dead) {
@@ -77,7 +59,7 @@ static void filter_compile(struct filter *f, struct prog *pr)
 		pr->ok = true;
 		f->any_ok = true;
 	} else if (!f->err[0]) {
-		const char *name = pcap_datalink_val_to_name(dump_dlt(pr->linktype));
+		const char *name = pcap_datalink_val_to_name(linktype_to_dlt(pr->linktype));
 
 		snprintf(f->err, sizeof(f->err), "filter: %s (for linktype %u%s%s)",
 			 pcap_geterr(dead), pr->linktype, name ? ", " : "", name ? name : "");

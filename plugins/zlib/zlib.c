@@ -14,7 +14,8 @@
  * one packet of linktype PP_LINKTYPE_FRAME holding a native frame made with
  * the codec (any plugin's: codec = zstd works too). zmq-out sends such
  * frames as they are. Pending packets are packets_held. Frames arriving are
- * passed on untouched, after the pending batch, so order is kept.
+ * passed on untouched, after the pending batch, so order is kept. The
+ * gathering is plugins/lib/framer.c's, which ratelimit shares.
  *
  * The node (mode = decompress): frames of any codec a plugin offers become
  * their packets again; other packets pass untouched. A frame is checked
@@ -30,15 +31,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <unistd.h>
 
 #include <zlib.h>
 
 #include <pktpipe/plugin.h>
 #include <pktpipe/wire.h>
 
-#include "wire.h"
+#include "framer.h"
 
 /* ------------------------------------------------------------------ */
 /* The codec                                                            */
@@ -157,11 +156,7 @@ enum zn_mode { ZN_COMPRESS, ZN_DECOMPRESS };
 
 struct zn_config {
 	int mode; /* enum zn_mode */
-	char *codec;
-	int64_t level;
-	int64_t batch_packets;
-	uint64_t batch_bytes;
-	uint64_t batch_delay; /* ns */
+	struct framer_config frame; /* codec, level, batch_* */
 	uint64_t max_frame;
 };
 
@@ -172,19 +167,19 @@ static const struct pp_option zn_options[] = {
 	  .offset = offsetof(struct zn_config, mode),
 	  .help = "compress: packets into compressed native frames; decompress: frames back into packets" },
 	{ .name = "codec", .type = PP_OPT_STRING, .default_value = "zlib",
-	  .offset = offsetof(struct zn_config, codec),
+	  .offset = offsetof(struct zn_config, frame.codec),
 	  .help = "compress: the codec frames are made with (zlib, or any plugin's, e.g. zstd); decompress reads every codec a plugin offers" },
 	{ .name = "level", .type = PP_OPT_INT, .default_value = "-1", .min = -1, .max = 22,
-	  .offset = offsetof(struct zn_config, level),
+	  .offset = offsetof(struct zn_config, frame.level),
 	  .help = "compress: the codec's level (zlib 0-9, zstd 1-19); -1 = the codec's default (zlib 6, zstd 3)" },
 	{ .name = "batch_packets", .type = PP_OPT_INT, .default_value = "1024", .min = 1,
-	  .max = 65536, .offset = offsetof(struct zn_config, batch_packets),
+	  .max = 65536, .offset = offsetof(struct zn_config, frame.batch_packets),
 	  .help = "compress: most packets per frame" },
 	{ .name = "batch_bytes", .type = PP_OPT_SIZE, .default_value = "1MiB", .min = 64,
-	  .max = 256ll << 20, .offset = offsetof(struct zn_config, batch_bytes),
+	  .max = 256ll << 20, .offset = offsetof(struct zn_config, frame.batch_bytes),
 	  .help = "compress: most bytes per frame before compression (a larger packet goes alone); keep it below the receivers' max_message" },
 	{ .name = "batch_delay", .type = PP_OPT_DURATION, .default_value = "100ms", .min = 0,
-	  .max = 10000000000ll, .offset = offsetof(struct zn_config, batch_delay),
+	  .max = 10000000000ll, .offset = offsetof(struct zn_config, frame.delay),
 	  .help = "compress: a frame leaves at most this long after its first packet; 0 = with each input batch" },
 	{ .name = "max_frame", .type = PP_OPT_SIZE, .default_value = "16MiB", .min = 64,
 	  .max = 1ll << 30, .offset = offsetof(struct zn_config, max_frame),
@@ -192,50 +187,25 @@ static const struct pp_option zn_options[] = {
 	PP_OPTION_END
 };
 
-/* zlib knows levels 0 to 9 only; other codecs judge their own. */
 static int zn_validate(const void *config, char *err, size_t errlen)
 {
 	const struct zn_config *cfg = config;
 
-	if (cfg->codec && strcmp(cfg->codec, "zlib") == 0 && cfg->level > 9) {
-		snprintf(err, errlen, "level: zlib's levels are 0 to 9 (or -1), not %lld",
-			 (long long)cfg->level);
-		return -EINVAL;
-	}
-	return 0;
+	return framer_validate(&cfg->frame, err, errlen);
 }
-
-/* A decoder per codec id, made on first use. */
-struct zn_decoder {
-	const struct pp_codec *codec;
-	void *ctx;
-	bool tried;
-};
 
 struct zn {
 	struct pp_node *node;
 	const struct pp_host *host;
 	const struct zn_config *cfg;
-	struct pp_stats *stats;
-	pp_counter *frames, *bytes_before, *bytes_after;
-	pp_counter *drop_nomem, *drop_codec, *drop_malformed, *drop_stopped;
+	/* Compressing, the framer writes them; decompressing, zn_unframe()
+	 * (frames is frames_out or frames_in by mode). */
+	struct framer_counters fc;
+	pp_counter *drop_malformed;
 	struct pp_log_limit nomem_limit, codec_limit, bad_limit;
-	/* compress: the frame being gathered */
-	const struct pp_codec *codec;
-	void *ctx;
-	struct wire_header head; /* sender; seq of the next frame */
-	struct pp_packet **pending;
-	uint32_t npending;
-	size_t pending_len; /* bytes of their records */
-	uint8_t *scratch; /* records before compression */
-	size_t scratch_len;
-	struct pp_timer *timer;
-	/* decompress */
-	struct zn_decoder dec[256];
-	uint8_t *raw; /* max_frame bytes, on first use */
-	/* what goes downstream, each with a reference of ours */
-	struct pp_batch out;
-	struct pp_packet *outp[PP_BATCH_MAX];
+	struct framer fr; /* compress: the frame being gathered */
+	struct frame_reader rd; /* decompress */
+	struct outq out;
 };
 
 /* ------------------------------------------------------------------ */
@@ -246,45 +216,13 @@ static void zn_counters(struct zn *s)
 	const struct pp_host *h = s->host;
 	bool comp = s->cfg->mode == ZN_COMPRESS;
 
-	s->stats = h->stats(s->node);
-	s->frames = h->counter(s->node, comp ? "frames_out" : "frames_in", PP_COUNTER_TOTAL);
-	s->bytes_before = h->counter(s->node, "bytes_before", PP_COUNTER_TOTAL);
-	s->bytes_after = h->counter(s->node, "bytes_after", PP_COUNTER_TOTAL);
-	s->drop_nomem = h->drop_reason(s->node, "nomem");
-	s->drop_codec = h->drop_reason(s->node, "codec");
+	s->fc.frames = h->counter(s->node, comp ? "frames_out" : "frames_in", PP_COUNTER_TOTAL);
+	s->fc.bytes_before = h->counter(s->node, "bytes_before", PP_COUNTER_TOTAL);
+	s->fc.bytes_after = h->counter(s->node, "bytes_after", PP_COUNTER_TOTAL);
+	s->fc.drop_nomem = h->drop_reason(s->node, "nomem");
+	s->fc.drop_codec = h->drop_reason(s->node, "codec");
 	s->drop_malformed = comp ? NULL : h->drop_reason(s->node, "malformed");
-	s->drop_stopped = comp ? h->drop_reason(s->node, "stopped") : NULL;
-}
-
-/* A sender id that differs from run to run (WIRE.md). */
-static uint64_t zn_sender_id(const struct pp_host *host)
-{
-	uint64_t id;
-
-	if (getrandom(&id, sizeof(id), GRND_NONBLOCK) != sizeof(id))
-		id = host->now_real_ns() ^ ((uint64_t)getpid() << 32);
-	return id;
-}
-
-static void zn_batch_due(void *arg);
-
-/* The codec, its context, the pending batch and its timer. Frames carry no
- * sequence promise (flag clear): what happens to them after this node
- * (zmq-out's hwm, fan-out) is not ours to vouch for. */
-static int zn_open_compress(struct zn *s)
-{
-	const struct zn_config *cfg = s->cfg;
-
-	s->codec = s->host->codec_find(s->node, cfg->codec);
-	if (!s->codec)
-		return -ENOENT;
-	s->ctx = s->codec->ctx_new((int)cfg->level);
-	s->pending = calloc((size_t)cfg->batch_packets, sizeof(*s->pending));
-	s->timer = s->host->timer_new(s->node, zn_batch_due, s);
-	if (!s->ctx || !s->pending || !s->timer)
-		return -ENOMEM;
-	s->head = (struct wire_header){ .sender = zn_sender_id(s->host) };
-	return 0;
+	s->fc.drop_stopped = comp ? h->drop_reason(s->node, "stopped") : NULL;
 }
 
 static void zn_close(void *state);
@@ -302,10 +240,14 @@ static int zn_open(struct pp_node *node, const struct pp_host *host, const void 
 	s->node = node;
 	s->host = host;
 	s->cfg = cfg;
-	s->out.pkts = s->outp;
+	outq_init(&s->out, node, host);
 	zn_counters(s);
+	/* Frames carry no sequence promise (framer.h): what happens to them
+	 * after this node (zmq-out's hwm, fan-out) is not ours to vouch for. */
 	if (cfg->mode == ZN_COMPRESS)
-		rc = zn_open_compress(s);
+		rc = framer_open(&s->fr, &s->out, &cfg->frame, &s->fc);
+	else
+		frame_reader_init(&s->rd, node, host, cfg->max_frame);
 	if (rc < 0) {
 		zn_close(s);
 		return rc;
@@ -315,131 +257,7 @@ static int zn_open(struct pp_node *node, const struct pp_host *host, const void 
 }
 
 /* ------------------------------------------------------------------ */
-/* Output                                                               */
-
-static void zn_emit(struct zn *s)
-{
-	if (!s->out.count)
-		return;
-	s->host->emit(s->node, &s->out);
-	for (uint32_t i = 0; i < s->out.count; i++)
-		s->host->packet_unref(s->out.pkts[i]);
-	s->out.count = 0;
-}
-
-/* Queue p for downstream; owned: the reference is ours already. */
-static void zn_out(struct zn *s, struct pp_packet *p, bool owned)
-{
-	if (!owned)
-		s->host->packet_ref(p);
-	s->out.pkts[s->out.count++] = p;
-	if (s->out.count == PP_BATCH_MAX)
-		zn_emit(s);
-}
-
-static void zn_drop(struct zn *s, pp_counter *reason, struct pp_log_limit *lim, uint64_t packets,
-		    const char *why)
-{
-	pp_counter_add(reason, packets);
-	s->host->log_limited(s->node, lim, PP_LOG_WARNING, "%s; dropped %llu packets", why,
-			     (unsigned long long)packets);
-}
-
-/* ------------------------------------------------------------------ */
 /* Compressing                                                          */
-
-static bool zn_scratch(struct zn *s, size_t len)
-{
-	uint8_t *p;
-
-	if (len <= s->scratch_len)
-		return true;
-	p = realloc(s->scratch, len);
-	if (!p)
-		return false;
-	s->scratch = p;
-	s->scratch_len = len;
-	return true;
-}
-
-/* The pending packets as one frame packet, or NULL (their drop counted). */
-static struct pp_packet *zn_frame(struct zn *s)
-{
-	uint32_t n = s->npending;
-	size_t len = wire_native_compress_bound(s->codec, s->pending_len);
-	struct pp_packet *f = NULL;
-	uint64_t bytes = 0;
-	int rc;
-
-	if (len <= UINT32_MAX && zn_scratch(s, s->pending_len))
-		f = s->host->packet_alloc(s->node, (uint32_t)len);
-	if (!f) {
-		zn_drop(s, s->drop_nomem, &s->nomem_limit, n, "no memory for a frame");
-		return NULL;
-	}
-	rc = wire_native_compress(f->data, &len, &s->head, s->pending, n, s->scratch,
-				  s->scratch_len, s->codec, s->ctx);
-	if (rc < 0) {
-		s->host->packet_unref(f);
-		zn_drop(s, s->drop_codec, &s->codec_limit, n, "the codec failed");
-		return NULL;
-	}
-	for (uint32_t i = 0; i < n; i++)
-		bytes += s->pending[i]->caplen;
-	f->caplen = f->origlen = (uint32_t)len;
-	f->ts_ns = s->pending[0]->ts_ns;
-	f->linktype = PP_LINKTYPE_FRAME;
-	f->count = n;
-	f->codec = s->codec->wire_id;
-	s->head.seq += n;
-	pp_counter_add(s->frames, 1);
-	pp_counter_add(s->bytes_before, bytes);
-	pp_counter_add(s->bytes_after, len);
-	return f;
-}
-
-static void zn_flush(struct zn *s)
-{
-	struct pp_packet *f;
-
-	if (!s->npending)
-		return;
-	s->host->timer_disarm(s->timer);
-	f = zn_frame(s);
-	for (uint32_t i = 0; i < s->npending; i++)
-		s->host->packet_unref(s->pending[i]);
-	s->npending = 0;
-	s->pending_len = 0;
-	pp_counter_set(&s->stats->packets_held, 0);
-	if (f)
-		zn_out(s, f, true);
-}
-
-static void zn_batch_due(void *arg)
-{
-	struct zn *s = arg;
-
-	zn_flush(s);
-	zn_emit(s);
-}
-
-static void zn_add(struct zn *s, struct pp_packet *p)
-{
-	const struct zn_config *cfg = s->cfg;
-	size_t rec = wire_native_record_len(p);
-
-	if (s->npending && PP_WIRE_HEADER_LEN + s->pending_len + rec > cfg->batch_bytes)
-		zn_flush(s);
-	s->host->packet_ref(p);
-	s->pending[s->npending++] = p;
-	s->pending_len += rec;
-	pp_counter_set(&s->stats->packets_held, s->npending);
-	if (s->npending == 1 && cfg->batch_delay)
-		s->host->timer_arm(s->timer, cfg->batch_delay, 0);
-	if (s->npending >= (uint64_t)cfg->batch_packets ||
-	    PP_WIRE_HEADER_LEN + s->pending_len >= cfg->batch_bytes)
-		zn_flush(s);
-}
 
 static void zn_compress(struct zn *s, struct pp_batch *batch)
 {
@@ -447,74 +265,29 @@ static void zn_compress(struct zn *s, struct pp_batch *batch)
 		struct pp_packet *p = batch->pkts[i];
 
 		if (p->linktype == PP_LINKTYPE_FRAME) {
-			zn_flush(s); /* keep the order packets came in */
-			zn_out(s, p, false);
+			framer_flush(&s->fr); /* keep the order packets came in */
+			outq_put(&s->out, p, false);
 		} else {
-			zn_add(s, p);
+			framer_add(&s->fr, p);
 		}
 	}
-	if (!s->cfg->batch_delay)
-		zn_flush(s);
+	if (!s->cfg->frame.delay)
+		framer_flush(&s->fr);
 }
 
 /* ------------------------------------------------------------------ */
 /* Decompressing                                                        */
 
-static const struct pp_codec *zn_decoder(struct zn *s, uint8_t id, void **ctx)
-{
-	struct zn_decoder *d = &s->dec[id];
-
-	if (!d->tried) {
-		d->tried = true;
-		d->codec = s->host->codec_by_id(s->node, id);
-		if (d->codec)
-			d->ctx = d->codec->ctx_new(-1);
-		if (!d->ctx)
-			d->codec = NULL;
-	}
-	*ctx = d->ctx;
-	return d->codec;
-}
-
-/* The records of a frame whose header is sound, checked whole. */
-static int zn_records(struct zn *s, const struct wire_header *h, const uint8_t **records)
-{
-	const struct pp_codec *codec = NULL;
-	void *ctx = NULL;
-	int rc;
-
-	if (h->codec != PP_CODEC_NONE) {
-		codec = zn_decoder(s, h->codec, &ctx);
-		if (!codec)
-			return -ENOPROTOOPT;
-		if (!s->raw)
-			s->raw = malloc(s->cfg->max_frame);
-		if (!s->raw)
-			return -ENOMEM;
-	}
-	rc = wire_native_records(h, codec, ctx, s->raw, s->cfg->max_frame, records);
-	if (rc == 0)
-		rc = wire_native_check(*records, h->raw_len, h->count);
-	return rc;
-}
-
 static void zn_packet(struct zn *s, const struct wire_record *r)
 {
-	struct pp_packet *p = s->host->packet_alloc(s->node, r->caplen);
+	struct pp_packet *p = frame_reader_packet(&s->rd, r);
 
 	if (!p) {
-		zn_drop(s, s->drop_nomem, &s->nomem_limit, 1, "no packet buffer");
+		outq_drop(&s->out, s->fc.drop_nomem, &s->nomem_limit, 1, "no packet buffer");
 		return;
 	}
-	memcpy(p->data, r->data, r->caplen);
-	p->caplen = r->caplen;
-	p->origlen = r->origlen;
-	p->ts_ns = r->ts_ns;
-	p->linktype = r->linktype;
-	p->count = 1;
-	p->meta = r->meta;
-	pp_counter_add(s->bytes_after, r->caplen);
-	zn_out(s, p, true);
+	pp_counter_add(s->fc.bytes_after, r->caplen);
+	outq_put(&s->out, p, true);
 }
 
 /* A frame must hold exactly the packets the graph counted for it. */
@@ -530,19 +303,21 @@ static void zn_unframe(struct zn *s, struct pp_packet *f)
 	if (rc == 0 && h.count != f->count)
 		rc = -EBADMSG;
 	if (rc == 0)
-		rc = zn_records(s, &h, &records);
+		rc = frame_reader_records(&s->rd, &h, &records);
 	if (rc == -ENOPROTOOPT || rc == -ENOMEM) {
-		zn_drop(s, rc == -ENOMEM ? s->drop_nomem : s->drop_codec, &s->codec_limit, f->count,
-			rc == -ENOMEM ? "no memory to decompress a frame"
-				      : "a frame of a codec no plugin offers");
+		bool nomem = rc == -ENOMEM;
+
+		outq_drop(&s->out, nomem ? s->fc.drop_nomem : s->fc.drop_codec, &s->codec_limit,
+			  f->count,
+			  nomem ? "no memory to decompress a frame" : "a frame of a codec no plugin offers");
 		return;
 	}
 	if (rc < 0) {
-		zn_drop(s, s->drop_malformed, &s->bad_limit, f->count, "a malformed frame");
+		outq_drop(&s->out, s->drop_malformed, &s->bad_limit, f->count, "a malformed frame");
 		return;
 	}
-	pp_counter_add(s->frames, 1);
-	pp_counter_add(s->bytes_before, f->caplen);
+	pp_counter_add(s->fc.frames, 1);
+	pp_counter_add(s->fc.bytes_before, f->caplen);
 	wire_cursor_init(&c, records, h.raw_len, h.count);
 	while (wire_native_next(&c, &r) == 1)
 		zn_packet(s, &r);
@@ -556,7 +331,7 @@ static void zn_decompress(struct zn *s, struct pp_batch *batch)
 		if (p->linktype == PP_LINKTYPE_FRAME)
 			zn_unframe(s, p);
 		else
-			zn_out(s, p, false);
+			outq_put(&s->out, p, false);
 	}
 }
 
@@ -568,7 +343,7 @@ static int zn_process(void *state, struct pp_batch *batch)
 		zn_compress(s, batch);
 	else
 		zn_decompress(s, batch);
-	zn_emit(s);
+	outq_emit(&s->out);
 	return 0;
 }
 
@@ -579,9 +354,8 @@ static int zn_stop(void *state)
 {
 	struct zn *s = state;
 
-	if (s->cfg->mode == ZN_COMPRESS)
-		zn_flush(s);
-	zn_emit(s);
+	framer_flush(&s->fr);
+	outq_emit(&s->out);
 	return 0;
 }
 
@@ -590,24 +364,9 @@ static void zn_close(void *state)
 {
 	struct zn *s = state;
 
-	if (s->npending)
-		pp_counter_add(s->drop_stopped, s->npending);
-	for (uint32_t i = 0; i < s->npending; i++)
-		s->host->packet_unref(s->pending[i]);
-	for (uint32_t i = 0; i < s->out.count; i++)
-		s->host->packet_unref(s->out.pkts[i]);
-	if (s->stats)
-		pp_counter_set(&s->stats->packets_held, 0);
-	if (s->timer)
-		s->host->timer_free(s->timer);
-	if (s->ctx)
-		s->codec->ctx_free(s->ctx);
-	for (int i = 0; i < 256; i++)
-		if (s->dec[i].ctx)
-			s->dec[i].codec->ctx_free(s->dec[i].ctx);
-	free(s->pending);
-	free(s->scratch);
-	free(s->raw);
+	framer_release(&s->fr);
+	frame_reader_release(&s->rd);
+	outq_release(&s->out);
 	free(s);
 }
 

@@ -30,7 +30,7 @@
 #include <pktpipe/plugin.h>
 #include <pktpipe/wire.h>
 
-#include "wire.h"
+#include "framer.h"
 #include "zsock.h"
 
 #define ZIN_MSGS_PER_TURN 256
@@ -95,14 +95,10 @@ struct zin {
 	struct pp_watch *watch;
 	struct pp_timer *again;
 	struct wire_senders senders;
-	/* Decompression: a context per codec id, made on first use. */
-	const struct pp_codec *codec[256];
-	void *codec_ctx[256];
-	bool codec_tried[256];
-	uint8_t *scratch; /* max_message bytes, on first use */
+	/* Decompression: a decoder per codec id; max_message bytes. */
+	struct frame_reader rd;
 	uint8_t *joined; /* a multi-part message, put together */
-	struct pp_batch batch;
-	struct pp_packet *pkts[PP_BATCH_MAX];
+	struct outq out;
 };
 
 static int zin_validate(const void *config, char *err, size_t errlen)
@@ -171,7 +167,8 @@ static int zin_open(struct pp_node *node, const struct pp_host *host, const void
 	s->node = node;
 	s->host = host;
 	s->cfg = config;
-	s->batch.pkts = s->pkts;
+	outq_init(&s->out, node, host);
+	frame_reader_init(&s->rd, node, host, s->cfg->max_message);
 	zin_counters(s);
 	s->again = host->timer_new(node, zin_turn, s);
 	if (!s->again) {
@@ -216,20 +213,10 @@ static int zin_start(void *state)
 /* ------------------------------------------------------------------ */
 /* Producing packets                                                    */
 
-static void zin_emit(struct zin *s)
-{
-	if (!s->batch.count)
-		return;
-	s->host->emit(s->node, &s->batch);
-	for (uint32_t i = 0; i < s->batch.count; i++)
-		s->host->packet_unref(s->batch.pkts[i]);
-	s->batch.count = 0;
-}
-
 /* One decoded record into the batch (its packets_in is counted already). */
 static void zin_packet(struct zin *s, const struct wire_record *r)
 {
-	struct pp_packet *p = s->host->packet_alloc(s->node, r->caplen);
+	struct pp_packet *p = frame_reader_packet(&s->rd, r);
 
 	if (!p) {
 		pp_counter_add(s->drop_nomem, 1);
@@ -237,19 +224,7 @@ static void zin_packet(struct zin *s, const struct wire_record *r)
 				     "no packet buffer for %u bytes; dropping", r->caplen);
 		return;
 	}
-	memcpy(p->data, r->data, r->caplen);
-	p->caplen = r->caplen;
-	p->origlen = r->origlen;
-	p->ts_ns = r->ts_ns;
-	p->linktype = r->linktype;
-	p->count = 1;
-	/* A fresh packet has no metadata (flags 0): most records carry none,
-	 * and the struct is large. */
-	if (r->meta.flags)
-		p->meta = r->meta;
-	s->batch.pkts[s->batch.count++] = p;
-	if (s->batch.count == PP_BATCH_MAX)
-		zin_emit(s);
+	outq_put(&s->out, p, true);
 }
 
 static void zin_packets_in(struct zin *s, uint64_t packets, uint64_t bytes)
@@ -266,29 +241,6 @@ static void zin_bad(struct zin *s, const char *what, int rc, size_t len)
 			     rc == -EMSGSIZE ? "larger than max_message once decompressed"
 			     : rc == -EPROTONOSUPPORT ? "unsupported native version"
 						      : "lengths or fields do not add up");
-}
-
-static const struct pp_codec *zin_codec(struct zin *s, uint8_t id, void **ctx)
-{
-	if (!s->codec_tried[id]) {
-		s->codec_tried[id] = true;
-		if (PP_HOST_HAS(s->host, codec_by_id))
-			s->codec[id] = s->host->codec_by_id(s->node, id);
-		if (s->codec[id]) {
-			s->codec_ctx[id] = s->codec[id]->ctx_new(0);
-			if (!s->codec_ctx[id])
-				s->codec[id] = NULL;
-		}
-	}
-	*ctx = s->codec_ctx[id];
-	return s->codec[id];
-}
-
-static uint8_t *zin_scratch(struct zin *s)
-{
-	if (!s->scratch)
-		s->scratch = malloc(s->cfg->max_message);
-	return s->scratch;
 }
 
 /* ------------------------------------------------------------------ */
@@ -321,24 +273,11 @@ static void zin_sequence(struct zin *s, const struct wire_header *h)
 static int zin_records(struct zin *s, const struct wire_header *h)
 {
 	const uint8_t *records = NULL;
-	const struct pp_codec *codec = NULL;
-	uint8_t *scratch = NULL;
-	void *ctx = NULL;
 	struct wire_cursor c;
 	struct wire_record r;
 	int rc;
 
-	if (h->codec != PP_CODEC_NONE) {
-		codec = zin_codec(s, h->codec, &ctx);
-		if (!codec)
-			return -ENOPROTOOPT;
-		scratch = zin_scratch(s);
-		if (!scratch)
-			return -ENOMEM;
-	}
-	rc = wire_native_records(h, codec, ctx, scratch, s->cfg->max_message, &records);
-	if (rc == 0)
-		rc = wire_native_check(records, h->raw_len, h->count);
+	rc = frame_reader_records(&s->rd, h, &records);
 	if (rc < 0)
 		return rc;
 	wire_cursor_init(&c, records, h->raw_len, h->count);
@@ -405,8 +344,8 @@ static int zin_legacy_rc(struct zin *s, const uint8_t *msg, size_t len)
 	int rc;
 
 	if (len && msg[0] == PP_LEGACY_RC_ZLIB) {
-		codec = zin_codec(s, PP_CODEC_ZLIB, &ctx);
-		scratch = zin_scratch(s);
+		codec = frame_reader_codec(&s->rd, PP_CODEC_ZLIB, &ctx);
+		scratch = frame_reader_scratch(&s->rd);
 		if (!scratch)
 			return -ENOMEM;
 	}
@@ -522,11 +461,11 @@ static void zin_turn(void *arg)
 
 	for (int i = 0; i < ZIN_MSGS_PER_TURN; i++) {
 		if (!zin_one(s)) {
-			zin_emit(s);
+			outq_emit(&s->out);
 			return;
 		}
 	}
-	zin_emit(s);
+	outq_emit(&s->out);
 	/* Budget spent with messages left: edge-triggered, so no new event
 	 * would come for them. */
 	s->host->timer_arm(s->again, 0, 0);
@@ -542,7 +481,7 @@ static int zin_stop(void *state)
 	/* What libzmq already received is ours: deliver it, within bounds. */
 	for (int i = 0; i < ZIN_STOP_DRAIN_MAX && zin_one(s); i++)
 		;
-	zin_emit(s);
+	outq_emit(&s->out);
 	if (s->watch)
 		s->host->unwatch(s->watch);
 	s->watch = NULL;
@@ -558,10 +497,7 @@ static void zin_close(void *state)
 	struct zin *s = state;
 
 	zsock_term(&s->z);
-	for (int i = 0; i < 256; i++)
-		if (s->codec[i] && s->codec_ctx[i])
-			s->codec[i]->ctx_free(s->codec_ctx[i]);
-	free(s->scratch);
+	frame_reader_release(&s->rd);
 	free(s->joined);
 	free(s);
 }

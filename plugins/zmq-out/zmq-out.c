@@ -32,7 +32,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include <zmq.h>
@@ -41,7 +40,7 @@
 #include <pktpipe/wire.h>
 
 #include "flowhash.h"
-#include "wire.h"
+#include "framer.h"
 #include "zsock.h"
 
 #define ZOUT_NS_PER_MS 1000000u
@@ -239,17 +238,6 @@ static int zout_ep_counters(struct zout_ep *e)
 	return 0;
 }
 
-/* A sender id that differs from run to run, so that a receiver tells a
- * restarted sender (sequence from 0) from losses. */
-static uint64_t zout_sender_id(const struct pp_host *host)
-{
-	uint64_t id;
-
-	if (getrandom(&id, sizeof(id), GRND_NONBLOCK) != sizeof(id))
-		id = host->now_real_ns() ^ ((uint64_t)getpid() << 32);
-	return id;
-}
-
 /* Sequence numbers promise gap = loss only when every message reaches the
  * one receiver: PUB copies each to all, PUSH connecting to one endpoint
  * has one peer (so has each socket of a sharding node). PUSH to several
@@ -350,7 +338,7 @@ static void zout_batch_due(void *arg);
 static int zout_ep_init(struct zout *s, struct zout_ep *e, uint32_t i)
 {
 	*e = (struct zout_ep){ .s = s, .index = i };
-	e->head = (struct wire_header){ .sender = zout_sender_id(s->host),
+	e->head = (struct wire_header){ .sender = frame_sender_id(s->host),
 					.flags = zout_flags(s->cfg) };
 	e->label = zout_label(s->cfg, i);
 	e->pending = calloc((size_t)s->cfg->batch_packets, sizeof(*e->pending));

@@ -33,7 +33,7 @@ build() {
 	def=FUZZ_$(echo "$1" | tr a-z- A-Z_)
 	if (cd "$ROOT" && "$CLANG" -g -O1 -fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=undefined -Wall -Wextra -Werror -Iinclude -Iplugins/lib \
-		-D"$def" tests/fuzz/fuzz_wire.c plugins/lib/wire.c plugins/zlib/zlib.c -lz \
+		-D"$def" tests/fuzz/fuzz_wire.c plugins/lib/wire.c plugins/lib/framer.c plugins/zlib/zlib.c -lz \
 		-o "$OUT/fuzz_$1") >"$log" 2>&1; then
 		return 0
 	fi
@@ -61,8 +61,9 @@ build_config() {
 build_pcapin() {
 	local log="$TMP/build-pcapin.log"
 	if (cd "$ROOT" && "$CLANG" -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
-		-fno-sanitize-recover=undefined -Wall -Wextra -Werror -Iinclude -Icore \
-		tests/fuzz/fuzz_pcapin.c plugins/pcap-in/pcap-in.c $(ls core/*.c | grep -v core/main.c) \
+		-fno-sanitize-recover=undefined -Wall -Wextra -Werror -Iinclude -Icore -Iplugins/lib \
+		tests/fuzz/fuzz_pcapin.c plugins/pcap-in/pcap-in.c plugins/lib/linktype.c \
+		$(ls core/*.c | grep -v core/main.c) \
 		-lpcap -lltdl -linih -lpthread -o "$OUT/fuzz_pcapin") >"$log" 2>&1; then
 		return 0
 	fi

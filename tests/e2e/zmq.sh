@@ -14,7 +14,8 @@
 #     and native frames encoded from WIRE.md: gaps, damaged frames, codecs;
 #   - the legacy encoder checked byte for byte by the same peer;
 #   - CurveZMQ: an allowed key delivers, an unknown key or none delivers
-#     nothing.
+#     nothing; key files others may read, FIFOs and directories are
+#     refused at start, naming them.
 # Ports are picked at run time (tcp://127.0.0.1:* on our side, port 0 on
 # python's); every wait is bounded; processes are killed on exit.
 SUITE=zmq
@@ -661,6 +662,19 @@ curve_rx open "$TMP/open.key"
 err=$(timeout 30 "$PKTPIPE" -c "$TMP/open.ini" 2>&1 >/dev/null)
 expect_eq "curve: open key file: exit" "$?" 1
 expect_contains "curve: open key file" "$err" "key file $TMP/open.key is open to others (mode 0644): chmod 600 it"
+# A FIFO named as the key file is refused at once, naming it: opened
+# blocking, it would hold the start (and the loop) until someone wrote.
+# The bound turns a hang into a failure (124, or 137 past -k).
+mkfifo -m 600 "$TMP/fifo.key"
+curve_rx fifokey "$TMP/fifo.key"
+err=$(timeout -k 2 10 "$PKTPIPE" -c "$TMP/fifokey.ini" 2>&1 >/dev/null)
+expect_eq "curve: FIFO as key file: exit" "$?" 1
+expect_contains "curve: FIFO as key file" "$err" "key file $TMP/fifo.key is not a regular file"
+mkdir -m 700 "$TMP/dir.key"
+curve_rx dirkey "$TMP/dir.key"
+err=$(timeout -k 2 10 "$PKTPIPE" -c "$TMP/dirkey.ini" 2>&1 >/dev/null)
+expect_eq "curve: directory as key file: exit" "$?" 1
+expect_contains "curve: directory as key file" "$err" "key file $TMP/dir.key is not a regular file"
 # Keys are checked with the graph.
 printf '[in]\nplugin = zmq-in\nendpoint = tcp://127.0.0.1:*\ncurve_secret_key = %s\ncurve_allow = notakey\n\n[out]\nplugin = pcap-out\ninput = in\npath = /dev/null\n' \
 	"$TMP/server.key" >"$TMP/badkey.ini"

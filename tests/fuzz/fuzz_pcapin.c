@@ -3,12 +3,12 @@
  * packet pool, accounting) into a counting sink.
  *
  * clang's sanitizer runtime cannot host the gcc-built plugin, so
- * plugins/pcap-in/pcap-in.c is compiled into this binary with the core
- * sources (tests/e2e/fuzz.sh has the command line) and its descriptor is
- * used directly: the graph [in] pcap-in -> [sink] is built by hand, since
- * the loader only knows .so files. The input is a memfd; pcap-in opens it
- * by its /proc/self/fd path, twice (loop = 2), so the end-of-file reopen
- * runs too.
+ * plugins/pcap-in/pcap-in.c (with plugins/lib/linktype.c) is compiled into
+ * this binary with the core sources (tests/e2e/fuzz.sh has the command
+ * line) and its descriptor is used directly: the graph [in] pcap-in ->
+ * [sink] is built by hand, since the loader only knows .so files. The
+ * input is a memfd; pcap-in opens it by its /proc/self/fd path, twice
+ * (loop = 2), so the end-of-file reopen runs too.
  *
  * Besides "no crash, no sanitizer report, no hang, no leak", each input
  * checks properties against libpcap reading the same bytes on its own:

@@ -1,6 +1,7 @@
 /* The packet pool: allocation, size classes, references across threads,
  * and the outstanding count the host checks for leaks at exit. */
 #include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 #include "check.h"
 #include "packet.h"
@@ -95,6 +96,214 @@ TEST(unref_from_two_threads)
 	pp_pool_trim();
 }
 
+/* ------------------------------------------------------------------ */
+/* Sizes: every packet gets the room it asked for, and not much more    */
+
+#define CLASS_MAX (256u * 1024u) /* the largest pooled size (packet.c) */
+#define NCLASSES 92 /* 64 steps of 32 bytes to 2 KiB, four a doubling to 256 KiB */
+
+/* Whether p holds capacity `want` and wastes at most a class's step: 32
+ * bytes up to 2 KiB, a quarter above. The first and last byte asked for and
+ * the last of the capacity are written: ASan objects if they are not ours. */
+static int check_room(struct pp_packet *p, uint32_t want)
+{
+	uint64_t slack = want / 4 > 32 ? want / 4 : 32;
+
+	if (!p || p->capacity < want || p->capacity > want + slack ||
+	    ((uintptr_t)p->data) % 16 != 0) {
+		fprintf(stderr, "size %u: got %s capacity %u\n", want, p ? "" : "no packet,",
+			p ? p->capacity : 0);
+		return 0;
+	}
+	p->data[0] = 0x5a;
+	if (want)
+		p->data[want - 1] = 0xa5;
+	p->data[p->capacity - 1] = 0x3c;
+	return 1;
+}
+
+/* Every size the pool classes, one by one: enough room, capacities that
+ * never shrink as the size grows, and exactly NCLASSES distinct ones. */
+TEST(every_pooled_size_gets_its_room)
+{
+	uint64_t start = pp_packets_outstanding();
+	uint32_t last = 0, classes = 0, bad = 0;
+
+	for (uint32_t want = 0; want <= CLASS_MAX; want++) {
+		struct pp_packet *p = pp_packet_alloc(want);
+
+		if (!check_room(p, want) || p->capacity < last)
+			bad++;
+		if (p && p->capacity != last)
+			classes++;
+		last = p ? p->capacity : last;
+		pp_packet_unref(p);
+		if (bad > 10)
+			break; /* the messages above say enough */
+	}
+	CHECK_EQ_INT(bad, 0);
+	CHECK_EQ_INT(classes, NCLASSES);
+	CHECK_EQ_INT(pp_packets_outstanding(), start);
+}
+
+/* The class boundaries, and sizes past the pool up to the largest packet
+ * (those go to malloc); one byte more than that is refused. */
+TEST(boundary_sizes)
+{
+	static const uint32_t sizes[] = {
+		0, 1, 32, 33, 2047, 2048, 2049, 2560, 2561, 65536, 65537, CLASS_MAX - 1,
+		CLASS_MAX, CLASS_MAX + 1, 1u << 20, (1u << 20) + 1, 64u << 20,
+		PP_PACKET_MAX - 1, PP_PACKET_MAX,
+	};
+	uint64_t start = pp_packets_outstanding();
+
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		struct pp_packet *p = pp_packet_alloc(sizes[i]);
+
+		CHECK(check_room(p, sizes[i]));
+		CHECK_EQ_INT(pp_packets_outstanding(), start + 1);
+		pp_packet_unref(p);
+	}
+	CHECK(pp_packet_alloc(PP_PACKET_MAX + 1u) == NULL);
+	CHECK(pp_packet_alloc(UINT32_MAX) == NULL);
+	CHECK_EQ_INT(pp_packets_outstanding(), start);
+}
+
+/* ------------------------------------------------------------------ */
+/* Threads: made on one, released on another                            */
+
+#define HANDOFF_PACKETS 5000
+
+static struct pp_packet *handoff[HANDOFF_PACKETS];
+static pthread_barrier_t made, counted;
+
+/* A packet's size: every class, and now and then one past the pool. */
+static uint32_t handoff_size(int i)
+{
+	return i % 500 == 499 ? CLASS_MAX + 1u + (uint32_t)i : (uint32_t)i * 53u % CLASS_MAX;
+}
+
+/* Makes the packets, then stays alive until the count has been read with
+ * its per-thread share still live. */
+static void *maker(void *arg)
+{
+	int *bad = arg;
+
+	for (int i = 0; i < HANDOFF_PACKETS; i++) {
+		handoff[i] = pp_packet_alloc(handoff_size(i));
+		if (!check_room(handoff[i], handoff_size(i)))
+			(*bad)++;
+		if (handoff[i])
+			handoff[i]->caplen = (uint32_t)i;
+	}
+	pthread_barrier_wait(&made);
+	pthread_barrier_wait(&counted);
+	return NULL;
+}
+
+/* Releases what the maker made: this thread never allocated. */
+static void *releaser(void *arg)
+{
+	int *bad = arg;
+
+	for (int i = 0; i < HANDOFF_PACKETS; i++) {
+		if (handoff[i] && handoff[i]->caplen != (uint32_t)i)
+			(*bad)++;
+		pp_packet_unref(handoff[i]);
+	}
+	return NULL;
+}
+
+/* The outstanding count sums live threads and ended ones: right while the
+ * maker lives, after the releaser has ended, and once both have. */
+TEST(made_on_one_thread_released_on_another)
+{
+	uint64_t start = pp_packets_outstanding();
+	int bad_made = 0, bad_seen = 0;
+	pthread_t m, r;
+
+	pthread_barrier_init(&made, NULL, 2);
+	pthread_barrier_init(&counted, NULL, 2);
+	CHECK_EQ_INT(pthread_create(&m, NULL, maker, &bad_made), 0);
+	pthread_barrier_wait(&made);
+	CHECK_EQ_INT(pp_packets_outstanding(), start + HANDOFF_PACKETS);
+	CHECK_EQ_INT(pthread_create(&r, NULL, releaser, &bad_seen), 0);
+	pthread_join(r, NULL);
+	CHECK_EQ_INT(pp_packets_outstanding(), start); /* the maker still lives */
+	pthread_barrier_wait(&counted);
+	pthread_join(m, NULL);
+	CHECK_EQ_INT(bad_made, 0);
+	CHECK_EQ_INT(bad_seen, 0);
+	CHECK_EQ_INT(pp_packets_outstanding(), start);
+	pthread_barrier_destroy(&made);
+	pthread_barrier_destroy(&counted);
+}
+
+/* What ended threads left in the pool serves this thread, whole. */
+TEST(pool_serves_after_threads_end)
+{
+	uint64_t start = pp_packets_outstanding();
+	int bad = 0;
+
+	for (int i = 0; i < HANDOFF_PACKETS; i++) {
+		handoff[i] = pp_packet_alloc(handoff_size(i));
+		if (!check_room(handoff[i], handoff_size(i)))
+			bad++;
+	}
+	CHECK_EQ_INT(pp_packets_outstanding(), start + HANDOFF_PACKETS);
+	for (int i = 0; i < HANDOFF_PACKETS; i++)
+		pp_packet_unref(handoff[i]);
+	CHECK_EQ_INT(bad, 0);
+	CHECK_EQ_INT(pp_packets_outstanding(), start);
+	pp_pool_trim();
+	CHECK_EQ_INT(pp_packets_outstanding(), start);
+}
+
+/* ------------------------------------------------------------------ */
+/* References taken and dropped on several threads at once              */
+
+#define REF_THREADS 4
+#define REF_ROUNDS 100000
+
+static void *ref_churn(void *arg)
+{
+	struct pp_packet *p = arg;
+
+	for (int i = 0; i < REF_ROUNDS; i++) {
+		pp_packet_ref(p);
+		pp_packet_ref(p);
+		pp_packet_unref(p);
+		pp_packet_unref(p);
+	}
+	/* The reference the main thread took for this thread. */
+	pp_packet_unref(p);
+	return NULL;
+}
+
+/* A lost update would leave the count off by some, or free the packet
+ * under its holders (ASan); the last unref, on this thread, releases it. */
+TEST(references_from_several_threads)
+{
+	uint64_t start = pp_packets_outstanding();
+	struct pp_packet *p = pp_packet_alloc(256);
+	pthread_t t[REF_THREADS];
+
+	for (int i = 0; i < REF_THREADS; i++)
+		pp_packet_ref(p);
+	CHECK_EQ_INT(pp_packet_refs(p), 1 + REF_THREADS);
+	for (int i = 0; i < REF_THREADS; i++)
+		CHECK_EQ_INT(pthread_create(&t[i], NULL, ref_churn, p), 0);
+	for (int i = 0; i < REF_THREADS; i++)
+		pthread_join(t[i], NULL);
+	CHECK_EQ_INT(pp_packet_refs(p), 1);
+	CHECK_EQ_INT(pp_packets_outstanding(), start + 1);
+	p->data[255] = 1; /* still ours */
+	pp_packet_unref(p);
+	CHECK_EQ_INT(pp_packets_outstanding(), start);
+}
+
 CHECK_MAIN("packet", TEST_ENTRY(alloc_sets_defaults), TEST_ENTRY(recycled_packets_are_reset),
 	   TEST_ENTRY(large_packets_bypass_the_pool), TEST_ENTRY(references_keep_a_packet_alive),
-	   TEST_ENTRY(unref_from_two_threads))
+	   TEST_ENTRY(unref_from_two_threads), TEST_ENTRY(every_pooled_size_gets_its_room),
+	   TEST_ENTRY(boundary_sizes), TEST_ENTRY(made_on_one_thread_released_on_another),
+	   TEST_ENTRY(pool_serves_after_threads_end), TEST_ENTRY(references_from_several_threads))
