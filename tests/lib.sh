@@ -10,6 +10,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CORPUS="$ROOT/../shared/corpus/pcap"
 PKTPIPE="$BUILD/pktpipe"
 TESTPLUGINS="$BUILD/tests/plugins"
+PCAPCMP="$BUILD/tools/pcapcmp"
+PY=/usr/bin/python3 # the distribution's, which python3-zmq is for
+declare -A PIDS     # processes in the background, by name (spawn, start)
 PASSED=0
 FAILED=0
 CLEANUPS=()
@@ -87,6 +90,65 @@ wait_for() {
 reap() {
 	timeout "${2:-15}" tail --pid="$1" -f /dev/null || kill -9 "$1" 2>/dev/null
 	wait "$1" 2>/dev/null
+}
+
+# ------------------------------------------------------------------ #
+# Processes in the background, by name                               #
+
+# spawn NAME COMMAND...: COMMAND in the background, stdin from /dev/null,
+# stderr in $TMP/NAME.err, stdout wherever the call sends it; its pid in
+# PIDS[NAME], killed at exit. COMMAND is a program (or a chain of programs
+# that exec the next, e.g. ip netns exec NS setpriv ... pktpipe), not a
+# function: a function in the background is a subshell, and $! is that.
+spawn() {
+	local name=$1
+	shift
+	"$@" </dev/null 2>"$TMP/$name.err" &
+	PIDS[$name]=$!
+	on_exit "kill -9 ${PIDS[$name]}"
+}
+
+# start NAME INI [ARGS...]: pktpipe -c INI ARGS... spawned as NAME, its stats
+# in $TMP/NAME.json (--stats-json and snapshots), stdout to /dev/null. With
+# START_READY=SECONDS set, it then waits for it to be running (see running).
+start() {
+	local name=$1 ini=$2
+	shift 2
+	spawn "$name" "$PKTPIPE" -c "$ini" --stats-json "$TMP/$name.json" "$@" >/dev/null
+	[ -z "${START_READY:-}" ] || running "$name" "$START_READY"
+}
+
+# ready PID: PID is pktpipe (not a shell or a wrapper about to exec it) and
+# has its signals on its signalfd (SIGHUP and SIGUSR1 blocked): before
+# that, a SIGUSR1 would kill it.
+ready() {
+	local blk
+	[ "$(readlink "/proc/$1/exe" 2>/dev/null)" = "$(readlink -f "$PKTPIPE")" ] || return 1
+	blk=$(sed -n 's/^SigBlk:[[:space:]]*//p' "/proc/$1/status" 2>/dev/null)
+	[ -n "$blk" ] && [ $((0x$blk & 0x201)) -eq $((0x201)) ]
+}
+
+# running NAME [SECONDS]: wait at most SECONDS (default 10) until PIDS[NAME]
+# is ready; a fail, with the end of its stderr, if it never is.
+running() {
+	wait_for "${2:-10}" ready "${PIDS[$1]}" || fail "$1: not running: $(tail -n 3 "$TMP/$1.err" 2>&1)"
+}
+
+# stop_pid PID [SIGNAL [SECONDS]]: send SIGNAL (default TERM), then reap it
+# (at most SECONDS, default 30, then SIGKILL); returns its exit status.
+# (bash's "Killed" notice for a SIGKILLed job goes to /dev/null too.)
+stop_pid() {
+	{
+		kill -"${2:-TERM}" "$1"
+		reap "$1" "${3:-30}"
+	} 2>/dev/null
+}
+
+# stop NAME [SIGNAL [SECONDS]]: stop_pid for PIDS[NAME]; its exit status in
+# $status.
+stop() {
+	stop_pid "${PIDS[$1]}" "${2:-TERM}" "${3:-30}"
+	status=$?
 }
 
 finish() {

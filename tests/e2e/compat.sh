@@ -6,7 +6,6 @@ SUITE=compat
 . "$(dirname "$0")/../lib.sh"
 
 NS="pp-compat-$$"
-PY=/usr/bin/python3
 ip netns add "$NS" || { fail "ip netns add"; finish; exit; }
 on_exit "ip netns del $NS"
 nsx() { ip netns exec "$NS" "$@"; }
@@ -21,19 +20,14 @@ port() { nsx "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0))
 chmod 711 "$TMP"
 mkdir -m 1777 "$TMP/pub"
 
-# tool NAME ARGS...: start an original tool in the namespace; pid in $pid.
+# tool NAME ARGS...: start an original tool in the namespace; pid in $pid
+# (stop_pid $pid TERM 15).
 tool() {
 	local name=$1
 	shift
-	ip netns exec "$NS" "$BUILD/$name" --stats-json "$TMP/pub/$name.json" "$@" \
-		</dev/null >"$TMP/$name.out" 2>"$TMP/$name.err" &
-	pid=$!
-	on_exit "kill -9 $pid"
-}
-
-stop_pid() { # SIGTERM, bounded wait, exit status in $?
-	kill -TERM "$1" 2>/dev/null
-	reap "$1" 15
+	spawn "$name" ip netns exec "$NS" "$BUILD/$name" --stats-json "$TMP/pub/$name.json" "$@" \
+		>"$TMP/$name.out"
+	pid=${PIDS[$name]}
 }
 
 # received STATS NODE N: wait until the node wrote N packets (SIGUSR1 snapshots).
@@ -84,9 +78,7 @@ expect_eq "another tool's option: exit" "$?" 2
 # --- the README's example: NFLOG -> send -> recv -> FIFO -> tcpdump ------
 P1=$(port)
 mkfifo "$TMP/fifo"
-nsx tcpdump -nn -r "$TMP/fifo" -w "$TMP/seen.pcap" 2>"$TMP/tcpdump.err" &
-tcpd=$!
-on_exit "kill -9 $tcpd"
+spawn tcpdump ip netns exec "$NS" tcpdump -nn -r "$TMP/fifo" -w "$TMP/seen.pcap"
 tool nflog-pcap-recv "tcp://0.0.0.0:$P1" "$TMP/fifo"
 recv=$pid
 tool nflog-zmq-send -u nobody 0,1 "tcp://127.0.0.1:$P1"
@@ -98,11 +90,11 @@ expect_eq "sender runs as nobody" "$(awk '/^Uid:/ {print $2}' /proc/$send/status
 expect_eq "sender keeps no capability" "$(awk '/^CapEff:/ {print $2}' /proc/$send/status)" 0000000000000000
 pings
 received "$TMP/pub/nflog-pcap-recv.json" fifo 10 $recv || fail "receiver wrote $(stat "$TMP/pub/nflog-pcap-recv.json" fifo packets_out) of 10 pings: $(tail -n 3 "$TMP/nflog-pcap-recv.err")"
-stop_pid $send
+stop_pid $send TERM 15
 expect_eq "send: exit" "$?" 0
-stop_pid $recv
+stop_pid $recv TERM 15
 expect_eq "recv: exit" "$?" 0
-timeout 10 tail --pid=$tcpd -f /dev/null
+reap "${PIDS[tcpdump]}" 10
 expect_eq "tcpdump sees the IPv4 pings" "$(tcpdump -nn -r "$TMP/seen.pcap" 'icmp[icmptype] = icmp-echo' 2>/dev/null | wc -l)" 5
 expect_eq "tcpdump sees the IPv6 pings" "$(tcpdump -nn -r "$TMP/seen.pcap" 'icmp6 and ip6[40] = 128' 2>/dev/null | wc -l)" 5
 expect_eq "nothing else" "$(tcpdump -nn -r "$TMP/seen.pcap" 2>/dev/null | wc -l)" 10
@@ -131,7 +123,7 @@ received "$TMP/pub/nflog-pcap-recv.json" fifo 10 $recv || fail "chain: receiver 
 nsx timeout 30 "$BUILD/nflog-pcap-query" "tcp://127.0.0.1:$BIF" > "$TMP/query.pcap" 2>"$TMP/query.err"
 expect_eq "nflog-pcap-query: exit" "$?" 0
 expect_eq "nflog-pcap-query: the buffered pings" "$(tcpdump -nn -r "$TMP/query.pcap" 2>/dev/null | wc -l)" 10
-for p in $send $comp $dec $recv; do stop_pid $p; done
+for p in $send $comp $dec $recv; do stop_pid $p TERM 15; done
 expect_eq "chain: pings through compress and decompress" "$(tcpdump -nn -r "$TMP/chain.pcap" 2>/dev/null | wc -l)" 10
 expect_balanced "compress" "$TMP/pub/nflog-zmq-compress.json"
 if [ "$(stat "$TMP/pub/nflog-zmq-compress.json" shaper frames_compressed 2>/dev/null || echo 0)" -gt 0 ]; then ok; else
@@ -150,8 +142,8 @@ send=$pid
 wait_for 10 groups_bound || fail "rc: sender did not bind"
 pings
 received "$TMP/pub/nflog-pcap-recv.json" fifo 10 $recv || fail "rc: receiver wrote $(stat "$TMP/pub/nflog-pcap-recv.json" fifo packets_out) of 10"
-stop_pid $send
-stop_pid $recv
+stop_pid $send TERM 15
+stop_pid $recv TERM 15
 expect_eq "rate-control pair: the pings" "$(tcpdump -nn -r "$TMP/rc.pcap" 2>/dev/null | wc -l)" 10
 
 # --- exact bytes from an independent legacy peer --------------------------
@@ -166,7 +158,7 @@ for kind in legacy rc; do
 	expect_eq "peer ($kind): exit" "$?" 0
 	n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["packets"])' "$TMP/info.json")
 	received "$TMP/pub/nflog-pcap-recv.json" fifo "$n" $recv || fail "peer ($kind): $(stat "$TMP/pub/nflog-pcap-recv.json" fifo packets_out) of $n"
-	stop_pid $recv
+	stop_pid $recv TERM 15
 	expect_eq "peer ($kind): receiver survived malformed input" "$?" 0
 	if cmp -s "$TMP/peer.pcap" "$TMP/expect.pcap"; then ok; else
 		fail "peer ($kind): pcap differs from the original's: $(cmp "$TMP/peer.pcap" "$TMP/expect.pcap" 2>&1)"

@@ -24,9 +24,8 @@
 SUITE=faults
 . "$(dirname "$0")/../lib.sh"
 
-PY=/usr/bin/python3
 INPUT="$CORPUS/babel_rfc6126bis.pcap"
-declare -A PIDS
+START_READY=10 # start waits until pktpipe can take a SIGUSR1
 
 prerequisites() {
 	local p t
@@ -47,33 +46,6 @@ prerequisites
 
 # ------------------------------------------------------------------ #
 # Helpers                                                             #
-
-# ready PID: PID is pktpipe (not a shell about to exec it) and has its
-# signals on its signalfd (SIGUSR1 and SIGHUP blocked): before that, a
-# SIGUSR1 would kill it.
-ready() {
-	local blk
-	[ "$(readlink "/proc/$1/exe" 2>/dev/null)" = "$(readlink -f "$PKTPIPE")" ] || return 1
-	blk=$(sed -n 's/^SigBlk:[[:space:]]*//p' "/proc/$1/status" 2>/dev/null)
-	[ -n "$blk" ] && [ $((0x$blk & 0x201)) -eq $((0x201)) ]
-}
-
-start() { # start NAME INI: pktpipe in the background, stats in $TMP/NAME.json
-	"$PKTPIPE" -c "$2" --stats-json "$TMP/$1.json" 2>"$TMP/$1.err" >/dev/null &
-	PIDS[$1]=$!
-	on_exit "kill -9 ${PIDS[$1]}"
-	wait_for 10 ready "${PIDS[$1]}" || fail "$1: not running: $(tail -n 3 "$TMP/$1.err")"
-}
-
-stop() { # stop NAME [SIGNAL]: bounded wait; exit status in $status
-	local pid=${PIDS[$1]}
-	{
-		kill -"${2:-TERM}" "$pid"
-		timeout 30 tail --pid="$pid" -f /dev/null || kill -9 "$pid"
-		wait "$pid"
-	} 2>/dev/null
-	status=$?
-}
 
 snapshot() { # fresh $TMP/NAME.json (SIGUSR1)
 	rm -f "$TMP/$1.json"
@@ -203,11 +175,10 @@ FIFO="$TMP/ids.fifo"
 mkfifo "$FIFO"
 on_exit "rm -f $FIFO"
 # reader K: tcpdump reading the FIFO, one line per packet in $TMP/readerK.txt
-# (not under timeout: $! must be tcpdump itself; on_exit bounds it).
+# (not under timeout: its pid must be tcpdump itself; on_exit bounds it).
 reader() {
-	tcpdump -l -nn -r "$FIFO" >"$TMP/reader$1.txt" 2>"$TMP/reader$1.err" &
-	READER=$!
-	on_exit "kill -9 $READER"
+	spawn "reader$1" tcpdump -l -nn -r "$FIFO" >"$TMP/reader$1.txt"
+	READER=${PIDS[reader$1]}
 }
 lines() { wc -l <"$TMP/reader$1.txt"; }
 
@@ -220,8 +191,7 @@ reader 0
 start fifo "$TMP/fifo.ini"
 wait_for 20 bash -c "[ \$(wc -l < '$TMP/reader0.txt') -ge 20 ]" && ok || fail "fifo: the first reader got nothing: $(cat "$TMP/reader0.err")"
 for k in 1 2 3 4; do
-	kill -9 $READER
-	{ wait $READER; } 2>/dev/null
+	stop_pid "$READER" KILL
 	in0=$(now fifo out packets_in)
 	drop0=$(drops "$TMP/fifo.json" out)
 	src0=$(now fifo src packets_out)
@@ -275,15 +245,13 @@ mkdir -p "$FULL"
 printf '[src]\nplugin = pcap-in\npath = %s\nloop = 0\nrate = 100KiB/s\n\n[out]\nplugin = pcap-out\ninput = src\npath = %s\nflush = 20ms\n' \
 	"$INPUT" "$FULL/out.pcap" >"$TMP/full.ini"
 # A private mount namespace: the tmpfs goes with its last process. unshare
-# and sh exec, so $! is pktpipe itself.
-unshare -m --propagation private sh -c '
+# and sh exec, so the pid spawn keeps is pktpipe itself.
+spawn full unshare -m --propagation private sh -c '
 	mount -t tmpfs -o size=1m pktpipe-faults "$1" &&
 	head -c 900k /dev/zero >"$1/filler" &&
-	exec "$2" -c "$3" --stats-json "$4" 2>"$5" >/dev/null' sh \
-	"$FULL" "$PKTPIPE" "$TMP/full.ini" "$TMP/full.json" "$TMP/full.err" &
-PIDS[full]=$!
-on_exit "kill -9 ${PIDS[full]}"
-wait_for 10 ready "${PIDS[full]}" || fail "full: not running: $(tail -n 3 "$TMP/full.err" 2>&1)"
+	exec "$2" -c "$3" --stats-json "$4" >/dev/null' sh \
+	"$FULL" "$PKTPIPE" "$TMP/full.ini" "$TMP/full.json"
+running full
 INSIDE="/proc/${PIDS[full]}/root$FULL"
 wait_above full 20 out dropped 0 write-error && ok || fail "full: no write-error drops: $(tail -n 3 "$TMP/full.err")"
 if kill -0 "${PIDS[full]}" 2>/dev/null; then ok; else fail "full: pktpipe died: $(tail -n 3 "$TMP/full.err")"; fi

@@ -20,10 +20,6 @@
 SUITE=fifo
 . "$(dirname "$0")/../lib.sh"
 
-PY=/usr/bin/python3
-PCAPCMP="$BUILD/tools/pcapcmp"
-declare -A PIDS
-
 prerequisites() {
 	local t missing=""
 	for t in tcpdump tshark capinfos mergecap editcap mkfifo; do
@@ -44,32 +40,6 @@ prerequisites
 
 # ------------------------------------------------------------------ #
 # Helpers                                                             #
-
-# start NAME INI: pktpipe in the background; stats in $TMP/NAME.json.
-start() {
-	"$PKTPIPE" -c "$2" --stats-json "$TMP/$1.json" 2>"$TMP/$1.err" >/dev/null </dev/null &
-	PIDS[$1]=$!
-	on_exit "kill -9 ${PIDS[$1]}"
-}
-
-# stop NAME [SIGNAL]: signal it, wait at most 30 s; exit status in $status.
-stop() {
-	local pid=${PIDS[$1]}
-	{
-		kill -"${2:-TERM}" "$pid"
-		timeout 30 tail --pid="$pid" -f /dev/null || kill -9 "$pid"
-		wait "$pid"
-	} 2>/dev/null
-	status=$?
-}
-
-# wait_exit NAME [SECONDS]: a pktpipe ending by itself; exit status in $status.
-wait_exit() {
-	local pid=${PIDS[$1]}
-	timeout "${2:-60}" tail --pid="$pid" -f /dev/null || kill -9 "$pid" 2>/dev/null
-	{ wait "$pid"; } 2>/dev/null
-	status=$?
-}
 
 # snapshot NAME: fresh stats in $TMP/NAME.json (SIGUSR1).
 snapshot() {
@@ -104,23 +74,12 @@ bound_port() {
 	sed -n "s|^pktpipe: $2: info: bound to tcp://127.0.0.1:\([0-9]*\)$|\1|p" "$1" | head -n 1
 }
 
-# reader NAME FIFO [tcpdump options]: tcpdump -r FIFO -w $TMP/NAME.pcap.
+# reader NAME FIFO [tcpdump options]: tcpdump -r FIFO -w $TMP/NAME.pcap;
+# ended with stop NAME SIGNAL 20.
 reader() {
 	local name=$1 fifo=$2
 	shift 2
-	tcpdump "$@" -r "$fifo" -w "$TMP/$name.pcap" 2>"$TMP/$name.tcpdump.err" </dev/null &
-	PIDS[$name]=$!
-	on_exit "kill -9 ${PIDS[$name]}"
-}
-
-# end_reader NAME SIGNAL: signal it, wait at most 20 s.
-end_reader() {
-	local pid=${PIDS[$1]}
-	{
-		kill -"$2" "$pid"
-		timeout 20 tail --pid="$pid" -f /dev/null || kill -9 "$pid"
-		wait "$pid"
-	} 2>/dev/null
+	spawn "$name" tcpdump "$@" -r "$fifo" -w "$TMP/$name.pcap"
 }
 
 # count FILE: packets tcpdump reads in it.
@@ -237,7 +196,7 @@ expect_eq "paused reader: buffer bounded" "$(($(get rx ids buffer_bytes) <= 2621
 out1=$(get rx ids packets_out)
 kill -CONT "${PIDS[r1]}"
 wait_stat rx 20 ids packets_out -gt "$out1" || fail "resumed reader gets nothing"
-end_reader r1 TERM
+stop r1 TERM 20
 wait_stat rx 20 ids reader_connected -eq 0 || fail "reader 1 left unnoticed"
 
 # Reader 2 at once, packet-buffered, killed like a crashing IDS.
@@ -245,7 +204,7 @@ reader r2 "$FIFO" -U
 wait_stat rx 20 ids reader_sessions -eq 2 || fail "reader 2 never connected"
 out2=$(get rx ids packets_out)
 wait_stat rx 20 ids packets_out -gt $((out2 + 100)) || fail "reader 2 gets nothing"
-end_reader r2 KILL
+stop r2 KILL 20
 wait_stat rx 20 ids reader_connected -eq 0 || fail "reader 2 left unnoticed"
 
 # None for a while: nothing is written, everything counted, input flows.
@@ -377,8 +336,8 @@ for i in 1 2 3; do
 	mv "$TMP/hup.pcap" "$TMP/hup.pcap.$i"
 	kill -HUP "${PIDS[hup]}"
 done
-wait_exit hup 60
-expect_eq "hup: exit" "$status" 0
+reap "${PIDS[hup]}" 60
+expect_eq "hup: exit" "$?" 0
 expect_balanced "hup" "$TMP/hup.json"
 expect_eq "hup: files" "$(stat "$TMP/hup.json" out files)" 4
 for f in "$TMP"/hup.pcap.[123] "$TMP/hup.pcap"; do valid "hup" "$f"; done
@@ -486,9 +445,7 @@ expect_eq "pcapng: linktypes" "$(capinfos "$TMP/meta.pcapng" | sed -n 's/^ *Enca
 	"Raw IP (7 - rawip),Ethernet (1 - ether),"
 # Through a FIFO, the reader (tshark) gets a section of its own.
 mkfifo "$TMP/ng.fifo"
-tshark -r "$TMP/ng.fifo" -w "$TMP/fifo.pcapng" 2>"$TMP/tshark.err" </dev/null &
-PIDS[tshark]=$!
-on_exit "kill -9 ${PIDS[tshark]}"
+spawn tshark tshark -r "$TMP/ng.fifo" -w "$TMP/fifo.pcapng"
 ng_run ngfifo "$TMP/ng.fifo" 0
 timeout 20 tail --pid="${PIDS[tshark]}" -f /dev/null || fail "pcapng fifo: tshark did not finish"
 expect_eq "pcapng fifo: as read by tshark" "$(fields "$TMP/fifo.pcapng")" "$WANT"

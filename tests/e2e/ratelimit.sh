@@ -28,11 +28,8 @@
 SUITE=ratelimit
 . "$(dirname "$0")/../lib.sh"
 
-PY=/usr/bin/python3
-PCAPCMP="$BUILD/tools/pcapcmp"
 TOOLS="$ROOT/tests/tools"
 MIB=1048576
-declare -A PIDS
 
 if ! "$PY" -c 'import zmq' 2>/dev/null; then
 	fail "python3-zmq is not installed for $PY (apt-get install python3-zmq)"
@@ -42,24 +39,6 @@ fi
 
 # ------------------------------------------------------------------ #
 # Helpers                                                             #
-
-# start NAME INI: pktpipe in the background, stats in $TMP/NAME.json.
-start() {
-	"$PKTPIPE" -c "$2" --stats-json "$TMP/$1.json" 2>"$TMP/$1.err" >/dev/null &
-	PIDS[$1]=$!
-	on_exit "kill -9 ${PIDS[$1]}"
-}
-
-# stop NAME: SIGTERM, wait (bounded); its exit status in $status.
-stop() {
-	local pid=${PIDS[$1]}
-	{
-		kill -TERM "$pid"
-		timeout 60 tail --pid="$pid" -f /dev/null || kill -9 "$pid"
-		wait "$pid"
-	} 2>/dev/null
-	status=$?
-}
 
 # snapshot NAME: fresh stats in $TMP/NAME.json (SIGUSR1).
 snapshot() {
@@ -113,7 +92,7 @@ sender() {
 settle() {
 	wait_stat "$1" 60 out packets_out "$2" ||
 		fail "$1: the receiver wrote $(stat "$TMP/$1.json" out packets_out) of $2 packets"
-	stop "$1"
+	stop "$1" TERM 60
 	expect_eq "$1: receiver exit" "$status" 0
 	expect_balanced "$1: receiver" "$TMP/$1.json"
 	expect_eq "$1: receiver wrote what zmq-out sent" "$(stat "$TMP/$1.json" out packets_out)" "$2"
@@ -233,7 +212,7 @@ if receiver swing-rx; then
 	# Everything arrives while the sender still runs: nothing waits longer
 	# than max_delay in a pending frame.
 	wait_stat swing-rx 60 out packets_out "${n:-1}" || fail "swing: the receiver did not get every packet"
-	stop swing
+	stop swing TERM 60
 	expect_eq "swing: sender exit" "$status" 0
 	j="$TMP/swing.json"
 	expect_balanced "swing: sender" "$j"

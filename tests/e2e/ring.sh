@@ -21,11 +21,8 @@
 SUITE=ring
 . "$(dirname "$0")/../lib.sh"
 
-PY=/usr/bin/python3
-PCAPCMP="$BUILD/tools/pcapcmp"
 QUERY="$BUILD/pktpipe-query"
 RP="$ROOT/tests/tools/ring-pcap.py"
-declare -A PIDS
 
 if ! "$PY" -c 'import zmq' 2>/dev/null; then
 	fail "python3-zmq is not installed for $PY (apt-get install python3-zmq)"
@@ -38,24 +35,6 @@ done
 
 # ------------------------------------------------------------------ #
 # Helpers                                                             #
-
-# start NAME INI: pktpipe in the background, stats in $TMP/NAME.json.
-start() {
-	"$PKTPIPE" -c "$2" --stats-json "$TMP/$1.json" 2>"$TMP/$1.err" >/dev/null &
-	PIDS[$1]=$!
-	on_exit "kill -9 ${PIDS[$1]}"
-}
-
-# stop NAME [SIGNAL]: signal it, wait (bounded); its exit status in $status.
-stop() {
-	local pid=${PIDS[$1]}
-	{
-		kill -"${2:-TERM}" "$pid"
-		timeout 30 tail --pid="$pid" -f /dev/null || kill -9 "$pid"
-		wait "$pid"
-	} 2>/dev/null
-	status=$?
-}
 
 # snapshot NAME: fresh stats in $TMP/NAME.json (SIGUSR1).
 snapshot() {

@@ -26,10 +26,8 @@
 SUITE=shard
 . "$(dirname "$0")/../lib.sh"
 
-PY=/usr/bin/python3
 FLOWS=("$PY" "$ROOT/tests/tools/shard-flows.py")
 SHIFT=100000 # seconds: the second replay of the failover run
-declare -A PIDS
 
 for so in zmq-out zmq-in pcap-in pcap-out; do
 	if [ ! -f "$BUILD/plugins/$so.so" ]; then
@@ -41,24 +39,6 @@ done
 
 # ------------------------------------------------------------------ #
 # Helpers                                                             #
-
-# start NAME INI: pktpipe in the background, stats in $TMP/NAME.json.
-start() {
-	"$PKTPIPE" -c "$2" --stats-json "$TMP/$1.json" 2>"$TMP/$1.err" >/dev/null &
-	PIDS[$1]=$!
-	on_exit "kill -9 ${PIDS[$1]}"
-}
-
-# stop NAME: SIGTERM, wait (bounded); its exit status in $status.
-stop() {
-	local pid=${PIDS[$1]}
-	{
-		kill -TERM "$pid"
-		timeout 30 tail --pid="$pid" -f /dev/null || kill -9 "$pid"
-		wait "$pid"
-	} 2>/dev/null
-	status=$?
-}
 
 # snapshot NAME: fresh stats in $TMP/NAME.json (SIGUSR1).
 snapshot() {

@@ -26,7 +26,6 @@
 SUITE=storm
 . "$(dirname "$0")/../lib.sh"
 
-PY=/usr/bin/python3
 PEER="$ROOT/tests/tools/storm-peer.py"
 N_AUTO=${STORM_N:-20000}
 N_NATIVE=$((N_AUTO / 2))
@@ -35,7 +34,6 @@ MAX_MESSAGE=1048576
 CODECS=""
 [ -f "$BUILD/plugins/zlib.so" ] && CODECS="$CODECS,1"
 [ -f "$BUILD/plugins/zstd.so" ] && CODECS="$CODECS,2"
-declare -A PIDS
 
 prerequisites() {
 	local p
@@ -52,22 +50,6 @@ prerequisites() {
 }
 prerequisites
 
-start() { # start NAME INI: pktpipe in the background
-	"$PKTPIPE" -c "$2" --stats-json "$TMP/$1.json" 2>"$TMP/$1.err" >/dev/null &
-	PIDS[$1]=$!
-	on_exit "kill -9 ${PIDS[$1]}"
-}
-
-stop() { # stop NAME: SIGTERM, bounded wait; exit status in $status
-	local pid=${PIDS[$1]}
-	{
-		kill -TERM "$pid"
-		timeout 30 tail --pid="$pid" -f /dev/null || kill -9 "$pid"
-		wait "$pid"
-	} 2>/dev/null
-	status=$?
-}
-
 snapshot() { # fresh stats of NAME (SIGUSR1)
 	rm -f "$TMP/$1.json"
 	kill -USR1 "${PIDS[$1]}" 2>/dev/null && wait_for 10 test -s "$TMP/$1.json"
@@ -83,11 +65,6 @@ wait_stat() {
 		sleep 0.25
 	done
 	return 1
-}
-
-wait_peer() { # wait_peer PID SECONDS: its exit status, killed after SECONDS
-	timeout "$2" tail --pid="$1" -f /dev/null || kill -9 "$1" 2>/dev/null
-	{ wait "$1"; } 2>/dev/null
 }
 
 bound_port() { # bound_port ERRFILE NODE
@@ -108,9 +85,7 @@ if [ "${npkts:-0}" -gt 100 ]; then ok; else
 	exit 1
 fi
 
-"$PY" "$PEER" collect "$TMP/port" "$TMP/count" "$TMP/frames" 2>"$TMP/collect.err" &
-collector=$!
-on_exit "kill -9 $collector"
+spawn collect "$PY" "$PEER" collect "$TMP/port" "$TMP/count" "$TMP/frames"
 wait_for 20 test -s "$TMP/port" || fail "the collector did not start: $(cat "$TMP/collect.err")"
 : >"$TMP/tx.ini"
 k=0
@@ -125,7 +100,7 @@ sent=$(python3 -c 'import json,sys
 n = json.load(open(sys.argv[1]))["nodes"]
 print(sum(v.get("frames_sent", 0) for v in n.values()))' "$TMP/tx.json" 2>/dev/null)
 echo "${sent:-0}" >"$TMP/count"
-wait_peer $collector 60
+reap "${PIDS[collect]}" 60
 expect_eq "collector got every frame the sender sent (${sent:-0})" "$?" 0
 
 # ------------------------------------------------------------------ #
@@ -152,7 +127,7 @@ PY
 }
 
 storm_run() { # storm_run RUN WIRE MUTANTS SEED
-	local run=$1 wire=$2 n=$3 seed=$4 peer mutants total bad lines
+	local run=$1 wire=$2 n=$3 seed=$4 mutants total bad lines
 	printf '[in]\nplugin = zmq-in\nendpoint = tcp://127.0.0.1:*\nwire = %s\nmax_message = %s\n\n[out]\nplugin = pcap-out\ninput = in\npath = %s\nlinktype = RAW\nprecision = ns\n' \
 		"$wire" "$MAX_MESSAGE" "$TMP/$run.pcap" >"$TMP/$run.ini"
 	start "$run" "$TMP/$run.ini"
@@ -161,11 +136,9 @@ storm_run() { # storm_run RUN WIRE MUTANTS SEED
 		return
 	fi
 	rm -f "$TMP/$run.mark" "$TMP/$run.go"
-	"$PY" "$PEER" storm "tcp://127.0.0.1:$(bound_port "$TMP/$run.err" in)" "$TMP/frames" \
-		"$wire" "$n" "$seed" "$MAX_MESSAGE" "$CODECS" "$TMP/$run.expect" "$TMP/$run.info" \
-		"$TMP/$run.mark" "$TMP/$run.go" 2>"$TMP/$run.peer.err" &
-	peer=$!
-	on_exit "kill -9 $peer"
+	spawn "$run.peer" "$PY" "$PEER" storm "tcp://127.0.0.1:$(bound_port "$TMP/$run.err" in)" \
+		"$TMP/frames" "$wire" "$n" "$seed" "$MAX_MESSAGE" "$CODECS" "$TMP/$run.expect" \
+		"$TMP/$run.info" "$TMP/$run.mark" "$TMP/$run.go"
 	if ! wait_for 120 test -s "$TMP/$run.mark"; then
 		fail "$run: the mutants were not all sent: $(tail -n 3 "$TMP/$run.peer.err")"
 		return
@@ -175,7 +148,7 @@ storm_run() { # storm_run RUN WIRE MUTANTS SEED
 		fail "$run: $(stat "$TMP/$run.json" in frames_in) of $mutants mutants arrived"
 	if kill -0 "${PIDS[$run]}" 2>/dev/null; then ok; else fail "$run: the receiver died in the storm"; fi
 	touch "$TMP/$run.go"
-	wait_peer $peer 60
+	reap "${PIDS[$run.peer]}" 60
 	expect_eq "$run: peer exit" "$?" 0
 	total=$(python3 -c 'import json,sys; i = json.load(open(sys.argv[1])); print(i["mutants"] + i["base"])' "$TMP/$run.info")
 	wait_stat "$run" 60 in frames_in "$total" ||

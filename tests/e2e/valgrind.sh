@@ -36,12 +36,10 @@ if ! command -v valgrind >/dev/null; then
 	exit
 fi
 
-PY=/usr/bin/python3
 VG=(valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
 	--show-leak-kinds=definite --track-fds=no --trace-children=no)
 INPUT="$CORPUS/babel_rfc6126bis.pcap"
 INPUTNG="$CORPUS/hdlc_slarp.pcapng"
-declare -A PIDS
 
 have() { [ -f "$BUILD/plugins/$1.so" ]; }
 for p in pcap-in pcap-out zmq-in zmq-out zlib zstd statsd nflog tap-out ring ratelimit; do
@@ -73,20 +71,14 @@ vg_run() {
 
 # vg_start NAME INI: a long-running graph under valgrind, in the background.
 vg_start() {
-	"${VG[@]}" --log-file="$TMP/$1.vg" "$PKTPIPE" -c "$2" --stats-json "$TMP/$1.json" \
-		--drain-timeout 20s >/dev/null 2>"$TMP/$1.err" &
-	PIDS[$1]=$!
-	on_exit "kill -9 ${PIDS[$1]}"
+	spawn "$1" "${VG[@]}" --log-file="$TMP/$1.vg" "$PKTPIPE" -c "$2" --stats-json "$TMP/$1.json" \
+		--drain-timeout 20s >/dev/null
 }
 
 # vg_stop NAME: SIGTERM, a bounded wait for valgrind's leak check.
 vg_stop() {
-	local pid=${PIDS[$1]} st
-	kill -TERM "$pid" 2>/dev/null
-	timeout 120 tail --pid="$pid" -f /dev/null || kill -9 "$pid"
-	{ wait "$pid"; } 2>/dev/null
-	st=$?
-	vg_check "$1" $st
+	stop "$1" TERM 120
+	vg_check "$1" "$status"
 }
 
 snapshot() { # fresh $TMP/NAME.json (SIGUSR1)
@@ -169,10 +161,8 @@ if have zmq-in && have zmq-out && have pcap-in && have pcap-out; then
 	rm -f "$TMP/lport"
 	legacy=no
 	if have zlib && "$PY" -c 'import zmq' 2>/dev/null; then
-		"$PY" "$ROOT/tests/tools/legacy-peer.py" rc "$TMP/lport" "$TMP/lexpect.pcap" "$TMP/linfo.json" 65536 \
-			2>"$TMP/lpeer.err" &
-		lpeer=$!
-		on_exit "kill -9 $lpeer"
+		spawn lpeer "$PY" "$ROOT/tests/tools/legacy-peer.py" rc "$TMP/lport" "$TMP/lexpect.pcap" \
+			"$TMP/linfo.json" 65536
 		wait_for 20 test -s "$TMP/lport" && legacy=yes
 	fi
 	{
@@ -258,10 +248,8 @@ if { have nflog || have tap-out; } && ip netns add "$NS" 2>/dev/null; then
 		ip netns exec "$NS" iptables -A OUTPUT -o lo -p icmp -j NFLOG --nflog-group 7
 		printf '[cap]\nplugin = nflog\ngroups = 7\nuser = nobody\nrcvbuf = 1MiB\n\n[out]\nplugin = pcap-out\ninput = cap\npath = %s\n' \
 			"$TMP/nobody/nflog.pcap" >"$TMP/nflog.ini"
-		ip netns exec "$NS" "${VG[@]}" --log-file="$TMP/nflog.vg" "$PKTPIPE" -c "$TMP/nflog.ini" \
-			--stats-json "$TMP/nobody/nflog.json" >/dev/null 2>"$TMP/nflog.err" &
-		PIDS[nflog]=$!
-		on_exit "kill -9 ${PIDS[nflog]}"
+		spawn nflog ip netns exec "$NS" "${VG[@]}" --log-file="$TMP/nflog.vg" "$PKTPIPE" \
+			-c "$TMP/nflog.ini" --stats-json "$TMP/nobody/nflog.json" >/dev/null
 		if wait_for 60 ip netns exec "$NS" awk '$1 == 7 { f = 1 } END { exit !f }' /proc/net/netfilter/nfnetlink_log; then
 			ip netns exec "$NS" ping -c 10 -i 0.05 -W 1 127.0.0.1 >/dev/null 2>&1
 			sleep 1
@@ -269,10 +257,7 @@ if { have nflog || have tap-out; } && ip netns add "$NS" 2>/dev/null; then
 			fail "nflog: group 7 not bound: $(tail -n 3 "$TMP/nflog.err")"
 		fi
 		rm -f "$TMP/nobody/nflog.json"
-		kill -TERM "${PIDS[nflog]}"
-		timeout 120 tail --pid="${PIDS[nflog]}" -f /dev/null || kill -9 "${PIDS[nflog]}"
-		{ wait "${PIDS[nflog]}"; } 2>/dev/null
-		vg_check nflog $?
+		vg_stop nflog
 		expect_balanced "nflog" "$TMP/nobody/nflog.json"
 		n=$(stat "$TMP/nobody/nflog.json" out packets_out 2>/dev/null)
 		if [ "${n:-0}" -ge 20 ]; then ok; else fail "nflog: ${n:-no} packets written (20 expected: 10 pings and replies)"; fi

@@ -20,29 +20,10 @@
 SUITE=zlib
 . "$(dirname "$0")/../lib.sh"
 
-PY=/usr/bin/python3
-PCAPCMP="$BUILD/tools/pcapcmp"
 TOOLS="$ROOT/tests/tools"
-declare -A PIDS
 
 # ------------------------------------------------------------------ #
 # Helpers                                                             #
-
-start() { # start NAME INI
-	"$PKTPIPE" -c "$2" --stats-json "$TMP/$1.json" 2>"$TMP/$1.err" >/dev/null &
-	PIDS[$1]=$!
-	on_exit "kill -9 ${PIDS[$1]}"
-}
-
-stop() { # stop NAME: SIGTERM, bounded wait; exit status in $status
-	local pid=${PIDS[$1]}
-	{
-		kill -TERM "$pid"
-		timeout 60 tail --pid="$pid" -f /dev/null || kill -9 "$pid"
-		wait "$pid"
-	} 2>/dev/null
-	status=$?
-}
 
 snapshot() {
 	rm -f "$TMP/$1.json"
@@ -107,7 +88,7 @@ receiver() {
 # settle RX WANT: the receiver wrote WANT packets (bounded wait), then stops.
 settle() {
 	wait_stat "$1" 60 out packets_out "$2" || fail "$1: the receiver got too little"
-	stop "$1"
+	stop "$1" TERM 60
 	expect_eq "$1: receiver exit" "$status" 0
 	expect_balanced "$1: receiver" "$TMP/$1.json"
 	expect_eq "$1: packets" "$(stat "$TMP/$1.json" out packets_out)" "$2"

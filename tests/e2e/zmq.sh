@@ -20,10 +20,7 @@
 SUITE=zmq
 . "$(dirname "$0")/../lib.sh"
 
-PY=/usr/bin/python3
-PCAPCMP="$BUILD/tools/pcapcmp"
 BATCH=${ZMQ_BATCH:-100}
-declare -A PIDS
 
 if ! "$PY" -c 'import zmq' 2>/dev/null; then
 	fail "python3-zmq is not installed for $PY (apt-get install python3-zmq)"
@@ -33,27 +30,6 @@ fi
 
 # ------------------------------------------------------------------ #
 # Helpers                                                             #
-
-# start NAME INI [args]: pktpipe in the background, stats in $TMP/NAME.json.
-start() {
-	local name=$1 ini=$2
-	shift 2
-	"$PKTPIPE" -c "$ini" --stats-json "$TMP/$name.json" "$@" 2>"$TMP/$name.err" >/dev/null &
-	PIDS[$name]=$!
-	on_exit "kill -9 ${PIDS[$name]}"
-}
-
-# stop NAME [SIGNAL]: signal it, wait (bounded); its exit status in $status.
-stop() {
-	local pid=${PIDS[$1]}
-	# (bash's "Killed" notice for a SIGKILLed job goes to /dev/null too)
-	{
-		kill -"${2:-TERM}" "$pid"
-		timeout 30 tail --pid="$pid" -f /dev/null || kill -9 "$pid"
-		wait "$pid"
-	} 2>/dev/null
-	status=$?
-}
 
 # snapshot NAME: fresh stats in $TMP/NAME.json (SIGUSR1).
 snapshot() {
@@ -98,13 +74,6 @@ bound_port() {
 
 wait_bound() { # wait_bound ERRFILE COUNT
 	wait_for 60 bash -c "[ \$(grep -c ': info: bound to ' '$1') -ge $2 ]"
-}
-
-# wait_peer PID [SECONDS]: a background process's exit status, waiting at
-# most SECONDS (default 60) before killing it.
-wait_peer() {
-	timeout "${2:-60}" tail --pid="$1" -f /dev/null || kill -9 "$1" 2>/dev/null
-	{ wait "$1"; } 2>/dev/null
 }
 
 # ------------------------------------------------------------------ #
@@ -231,12 +200,10 @@ port=$(bound_port "$TMP/two-rx.err" in)
 for k in 0 1; do
 	printf '[src]\nplugin = pcap-in\npath = %s\nloop = 5\n\n[z]\nplugin = zmq-out\ninput = src\nendpoint = tcp://127.0.0.1:%s\nsndhwm = 100000\nbatch_packets = 64\nlinger = 60s\n' \
 		"${ETH[k]}" "$port" >"$TMP/two-tx$k.ini"
-	timeout 120 "$PKTPIPE" -c "$TMP/two-tx$k.ini" --stats-json "$TMP/two-tx$k.json" 2>/dev/null &
-	TX[k]=$!
-	on_exit "kill -9 ${TX[k]}"
+	start "two-tx$k" "$TMP/two-tx$k.ini"
 done
 for k in 0 1; do
-	wait_peer "${TX[k]}" 130
+	reap "${PIDS[two-tx$k]}" 130
 	expect_eq "two senders: sender $k exit" "$?" 0
 done
 want=$(((ETH_N[0] + ETH_N[1]) * 5))
@@ -342,10 +309,7 @@ expect_eq "pub/sub: bad frames" "$(stat "$TMP/sub.json" in frames_bad)" 0
 legacy_run() {
 	local kind=$1 wire=$2 what="legacy peer ($1, wire = $2)" n
 	rm -f "$TMP/port"
-	"$PY" "$ROOT/tests/tools/legacy-peer.py" "$kind" "$TMP/port" "$TMP/expect.pcap" "$TMP/info.json" 65536 \
-		2>"$TMP/peer.err" &
-	local peer=$!
-	on_exit "kill -9 $peer"
+	spawn peer "$PY" "$ROOT/tests/tools/legacy-peer.py" "$kind" "$TMP/port" "$TMP/expect.pcap" "$TMP/info.json" 65536
 	if ! wait_for 20 test -s "$TMP/port"; then
 		fail "$what: the peer did not start: $(cat "$TMP/peer.err")"
 		return
@@ -353,7 +317,7 @@ legacy_run() {
 	printf '[in]\nplugin = zmq-in\nendpoint = tcp://127.0.0.1:%s\nbind = no\nwire = %s\nmax_message = 64KiB\n\n[out]\nplugin = pcap-out\ninput = in\npath = %s\nlinktype = 12\nsnaplen = 65535\nprecision = us\n' \
 		"$(cat "$TMP/port")" "$wire" "$TMP/legacy.pcap" >"$TMP/legacy.ini"
 	start legacy "$TMP/legacy.ini"
-	wait_peer $peer
+	reap "${PIDS[peer]}" 60
 	expect_eq "$what: peer exit" "$?" 0
 	n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["frames"])' "$TMP/info.json")
 	wait_total legacy 30 zmq-in frames_in "$n" || fail "$what: $(total "$TMP/legacy.json" zmq-in frames_in) of $n messages arrived"
@@ -414,12 +378,10 @@ printf '[in]\nplugin = zmq-in\nendpoint = tcp://127.0.0.1:*\nmax_message = 64KiB
 start big "$TMP/big.ini"
 wait_bound "$TMP/big.err" 1 && ok || fail "max_message: no bind"
 rm -f "$TMP/stop"
-"$PY" "$TMP/peer-big.py" "$(bound_port "$TMP/big.err" in)" "$TMP/stop" 2>"$TMP/peer.err" &
-peer=$!
-on_exit "kill -9 $peer"
+spawn peer "$PY" "$TMP/peer-big.py" "$(bound_port "$TMP/big.err" in)" "$TMP/stop"
 wait_total big 30 pcap-out packets_out 3 && ok || fail "max_message: nothing after the oversized message"
 touch "$TMP/stop"
-wait_peer $peer 30
+reap "${PIDS[peer]}" 30
 stop big
 expect_eq "max_message: exit" "$status" 0
 expect_balanced "max_message" "$TMP/big.json"
@@ -477,15 +439,13 @@ PY
 
 for kind in legacy legacy-rc; do
 	rm -f "$TMP/port" "$TMP/check.result"
-	"$PY" "$TMP/peer-check.py" "$TMP/port" "$TMP/check.pcap" "$kind" "$TMP/check.result" 2>"$TMP/peer.err" &
-	peer=$!
-	on_exit "kill -9 $peer"
+	spawn peer "$PY" "$TMP/peer-check.py" "$TMP/port" "$TMP/check.pcap" "$kind" "$TMP/check.result"
 	wait_for 20 test -s "$TMP/port" || fail "encoder $kind: the peer did not start"
 	printf '[src]\nplugin = pcap-in\npath = %s\n\n[z]\nplugin = zmq-out\ninput = src\nendpoint = tcp://127.0.0.1:%s\nwire = %s\nlinger = 30s\n' \
 		"$TMP/check.pcap" "$(cat "$TMP/port")" "$kind" >"$TMP/check.ini"
 	timeout 60 "$PKTPIPE" -c "$TMP/check.ini" --stats-json "$TMP/check.json" 2>"$TMP/check.err" >/dev/null
 	expect_eq "encoder $kind: exit" "$?" 0
-	wait_peer $peer
+	reap "${PIDS[peer]}" 60
 	expect_eq "encoder $kind: byte-exact" "$(cat "$TMP/check.result" 2>/dev/null)" ok
 	expect_eq "encoder $kind: messages" "$(stat "$TMP/check.json" z frames_sent)" 300
 done
@@ -580,14 +540,12 @@ ctx.term()
 PY
 
 rm -f "$TMP/port"
-"$PY" "$TMP/peer-native.py" "$TMP/port" "$TMP/expect-native.pcap" "$TMP/info-native.json" 2>"$TMP/peer.err" &
-peer=$!
-on_exit "kill -9 $peer"
+spawn peer "$PY" "$TMP/peer-native.py" "$TMP/port" "$TMP/expect-native.pcap" "$TMP/info-native.json"
 wait_for 20 test -s "$TMP/port" || fail "native peer did not start: $(cat "$TMP/peer.err")"
 printf '[in]\nplugin = zmq-in\nendpoint = tcp://127.0.0.1:%s\nbind = no\nmax_message = 64KiB\n\n[out]\nplugin = pcap-out\ninput = in\npath = %s\nprecision = ns\n' \
 	"$(cat "$TMP/port")" "$TMP/native.pcap" >"$TMP/native.ini"
 start native "$TMP/native.ini"
-wait_peer $peer
+reap "${PIDS[peer]}" 60
 expect_eq "native peer: exit" "$?" 0
 n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["frames"])' "$TMP/info-native.json")
 wait_total native 30 zmq-in frames_in "$n" || fail "native peer: not every frame arrived"

@@ -32,7 +32,7 @@ INPUT="$CORPUS/babel_rfc6126bis.pcap"
 TOTAL=$(python3 -c 'import sys; print(int(float(sys.argv[1]) * 60))' "$MINUTES")
 WARMUP=$((TOTAL / 10 > 20 ? TOTAL / 10 : 20))
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=16"
-declare -A PIDS
+START_READY=20 # start waits until pktpipe can take a SIGUSR1
 
 for p in pcap-in pcap-out zmq-in zmq-out; do
 	[ -f "$BUILD/plugins/$p.so" ] || fail "plugin $p not built in $BUILD/plugins"
@@ -45,30 +45,6 @@ fi
 
 # ------------------------------------------------------------------ #
 # Helpers                                                             #
-
-ready() { # signals on the signalfd (SIGHUP and SIGUSR1 blocked)
-	local blk
-	[ "$(readlink "/proc/$1/exe" 2>/dev/null)" = "$(readlink -f "$PKTPIPE")" ] || return 1
-	blk=$(sed -n 's/^SigBlk:[[:space:]]*//p' "/proc/$1/status" 2>/dev/null)
-	[ -n "$blk" ] && [ $((0x$blk & 0x201)) -eq $((0x201)) ]
-}
-
-start() { # start NAME INI
-	"$PKTPIPE" -c "$2" --stats-json "$TMP/$1.json" 2>"$TMP/$1.err" >/dev/null &
-	PIDS[$1]=$!
-	on_exit "kill -9 ${PIDS[$1]}"
-	wait_for 20 ready "${PIDS[$1]}" || fail "$1: not running: $(tail -n 3 "$TMP/$1.err")"
-}
-
-stop() { # stop NAME: SIGTERM, bounded; exit status in $status
-	local pid=${PIDS[$1]}
-	{
-		kill -TERM "$pid"
-		timeout 60 tail --pid="$pid" -f /dev/null || kill -9 "$pid"
-		wait "$pid"
-	} 2>/dev/null
-	status=$?
-}
 
 snapshot() {
 	rm -f "$TMP/$1.json"
@@ -183,7 +159,7 @@ expect_eq "stats_endpoint reads that failed" "$STATS_FAILS" 0
 # ------------------------------------------------------------------ #
 # The end: every packet accounted for                                 #
 
-stop tx
+stop tx TERM 60
 expect_eq "sender exit" "$status" 0
 expect_balanced "sender" "$TMP/tx.json"
 sent=$(stat "$TMP/tx.json" z packets_sent)
@@ -192,7 +168,7 @@ for i in $(seq 1 120); do
 	snapshot rx && [ "$(stat "$TMP/rx.json" in packets_out)" -ge "$sent" ] && break
 	sleep 0.5
 done
-stop rx
+stop rx TERM 60
 expect_eq "receiver exit" "$status" 0
 expect_balanced "receiver" "$TMP/rx.json"
 expect_eq "receiver: every packet sent" "$(stat "$TMP/rx.json" in packets_out)" "$sent"
