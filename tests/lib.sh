@@ -151,6 +151,64 @@ stop() {
 	status=$?
 }
 
+# ------------------------------------------------------------------ #
+# Counters of a running pktpipe (start)                              #
+
+# snapshot NAME: fresh stats in $TMP/NAME.json: SIGUSR1, then a wait for the
+# file of at most SNAPSHOT_WAIT seconds (default 10).
+snapshot() {
+	rm -f "$TMP/$1.json"
+	kill -USR1 "${PIDS[$1]}" 2>/dev/null && wait_for "${SNAPSHOT_WAIT:-10}" test -s "$TMP/$1.json"
+}
+
+# wait_snapshot NAME SECONDS OP VALUE COMMAND...: snapshots of NAME, four a
+# second, until [ "$(COMMAND...)" OP VALUE ] (OP: -ge, -gt, -eq, = ...);
+# 1 if that never held within SECONDS seconds' worth of tries.
+wait_snapshot() {
+	local name=$1 limit=$2 op=$3 want=$4 i
+	shift 4
+	for ((i = 0; i < limit * 4; i++)); do
+		if snapshot "$name" && [ "$("$@")" "$op" "$want" ]; then
+			return 0
+		fi
+		sleep 0.25
+	done
+	return 1
+}
+
+# wait_stat NAME SECONDS NODE FIELD OP VALUE [REASON]: until a counter of
+# NAME (as stat reads it) is OP VALUE.
+wait_stat() {
+	wait_snapshot "$1" "$2" "$5" "$6" stat "$TMP/$1.json" "$3" "$4" ${7:+"$7"}
+}
+
+# total JSON PLUGIN FIELD [REASON]: a counter summed over a plugin's nodes.
+total() {
+	python3 - "$@" <<'PY'
+import json, sys
+nodes = json.load(open(sys.argv[1]))["nodes"].values()
+t = 0
+for n in nodes:
+    if n["plugin"] != sys.argv[2]:
+        continue
+    v = n.get(sys.argv[3], 0)
+    t += v.get(sys.argv[4], 0) if len(sys.argv) > 4 else v
+print(t)
+PY
+}
+
+# wait_total NAME SECONDS PLUGIN FIELD WANT [REASON]: until that sum over a
+# plugin's nodes of NAME reaches WANT.
+wait_total() {
+	wait_snapshot "$1" "$2" -ge "$5" total "$TMP/$1.json" "$3" "$4" ${6:+"$6"}
+}
+
+# drops JSON NODE: a node's drops, every reason together.
+drops() {
+	python3 -c 'import json,sys
+print(sum(json.load(open(sys.argv[1]))["nodes"][sys.argv[2]]["dropped"].values()))' "$1" "$2"
+}
+
 finish() {
 	echo "${SUITE}: ${PASSED} passed, ${FAILED} failed"
 	[ "$FAILED" -eq 0 ]

@@ -47,41 +47,9 @@ prerequisites
 # ------------------------------------------------------------------ #
 # Helpers                                                             #
 
-snapshot() { # fresh $TMP/NAME.json (SIGUSR1)
-	rm -f "$TMP/$1.json"
-	kill -USR1 "${PIDS[$1]}" 2>/dev/null && wait_for 10 test -s "$TMP/$1.json"
-}
-
 # now NAME NODE FIELD [REASON]: a counter from a fresh snapshot (-1: none).
 now() {
 	if snapshot "$1"; then stat "$TMP/$1.json" "$2" "$3" ${4:+"$4"}; else echo -1; fi
-}
-
-# wait_above NAME SECONDS NODE FIELD VALUE [REASON]: until the counter
-# exceeds VALUE.
-wait_above() {
-	local name=$1 limit=$2 node=$3 field=$4 value=$5 reason=${6:-} i
-	for ((i = 0; i < limit * 4; i++)); do
-		[ "$(now "$name" "$node" "$field" $reason)" -gt "$value" ] && return 0
-		sleep 0.25
-	done
-	return 1
-}
-
-# drops JSON NODE: the sum of a node's drops.
-drops() {
-	python3 -c 'import json,sys
-print(sum(json.load(open(sys.argv[1]))["nodes"][sys.argv[2]]["dropped"].values()))' "$1" "$2"
-}
-
-# wait_drops NAME SECONDS NODE VALUE: until the node's drops exceed VALUE.
-wait_drops() {
-	local i
-	for ((i = 0; i < $2 * 4; i++)); do
-		snapshot "$1" && [ "$(drops "$TMP/$1.json" "$3")" -gt "$4" ] && return 0
-		sleep 0.25
-	done
-	return 1
 }
 
 wait_bound() { # wait_bound ERRFILE COUNT
@@ -137,20 +105,20 @@ port=$(bound_port "$TMP/rx0.err" in)
 printf '[src]\nplugin = pcap-in\npath = %s\nloop = 0\nrate = 300KiB/s\n\n[z]\nplugin = zmq-out\ninput = src\nendpoint = tcp://127.0.0.1:%s\nsndhwm = 20\nbatch_packets = 8\nlinger = 0\n' \
 	"$INPUT" "$port" >"$TMP/tx.ini"
 start tx "$TMP/tx.ini"
-wait_above rx0 20 out packets_out 50 || fail "receiver: no packets before the first kill"
+wait_stat rx0 20 out packets_out -gt 50 || fail "receiver: no packets before the first kill"
 rx=rx0
 for k in 1 2 3; do
 	stop $rx KILL
 	src0=$(now tx src packets_out)
 	hwm0=$(now tx z dropped hwm)
 	# The outage: the source goes on, libzmq's queue fills, drops are counted.
-	wait_above tx 10 z dropped "$hwm0" hwm && ok || fail "restart $k: no hwm drops counted while the receiver was away"
-	wait_above tx 10 src packets_out "$((src0 + 100))" && ok || fail "restart $k: the sender stalled while the receiver was away"
+	wait_stat tx 10 z dropped -gt "$hwm0" hwm && ok || fail "restart $k: no hwm drops counted while the receiver was away"
+	wait_stat tx 10 src packets_out -gt "$((src0 + 100))" && ok || fail "restart $k: the sender stalled while the receiver was away"
 	rx=rx$k
 	rx_ini $rx "tcp://127.0.0.1:$port"
 	start $rx "$TMP/$rx.ini"
 	wait_bound "$TMP/$rx.err" 1 || fail "restart $k: the new receiver did not bind port $port: $(tail -n 2 "$TMP/$rx.err")"
-	wait_above $rx 20 out packets_out 20 && ok || fail "restart $k: the new receiver got nothing"
+	wait_stat $rx 20 out packets_out -gt 20 && ok || fail "restart $k: the new receiver got nothing"
 done
 stop tx
 expect_eq "restarts: sender exit" "$status" 0
@@ -158,7 +126,7 @@ expect_balanced "restarts: sender" "$TMP/tx.json"
 hwm=$(stat "$TMP/tx.json" z dropped hwm)
 sent=$(stat "$TMP/tx.json" z packets_sent)
 echo "faults: receiver restarts: sender sent $sent packets, dropped $hwm (hwm) in 3 outages"
-wait_above $rx 5 in frames_in 0 >/dev/null
+wait_stat $rx 5 in frames_in -gt 0 >/dev/null
 sleep 0.3
 stop $rx
 expect_eq "restarts: last receiver exit" "$status" 0
@@ -196,9 +164,9 @@ for k in 1 2 3 4; do
 	drop0=$(drops "$TMP/fifo.json" out)
 	src0=$(now fifo src packets_out)
 	# Nobody reads: the source and pcap-out go on, and count what is lost.
-	wait_above fifo 10 src packets_out "$((src0 + 100))" && ok || fail "fifo: restart $k: the source stalled without a reader"
-	wait_above fifo 10 out packets_in "$in0" && ok || fail "fifo: restart $k: pcap-out took nothing without a reader"
-	wait_drops fifo 10 out "$drop0" && ok || fail "fifo: restart $k: no drop counted without a reader"
+	wait_stat fifo 10 src packets_out -gt "$((src0 + 100))" && ok || fail "fifo: restart $k: the source stalled without a reader"
+	wait_stat fifo 10 out packets_in -gt "$in0" && ok || fail "fifo: restart $k: pcap-out took nothing without a reader"
+	wait_snapshot fifo 10 -gt "$drop0" drops "$TMP/fifo.json" out && ok || fail "fifo: restart $k: no drop counted without a reader"
 	if kill -0 "${PIDS[fifo]}" 2>/dev/null; then ok; else fail "fifo: restart $k: pktpipe died"; fi
 	reader $k
 	if [ $sessions = yes ]; then
@@ -253,15 +221,15 @@ spawn full unshare -m --propagation private sh -c '
 	"$FULL" "$PKTPIPE" "$TMP/full.ini" "$TMP/full.json"
 running full
 INSIDE="/proc/${PIDS[full]}/root$FULL"
-wait_above full 20 out dropped 0 write-error && ok || fail "full: no write-error drops: $(tail -n 3 "$TMP/full.err")"
+wait_stat full 20 out dropped -gt 0 write-error && ok || fail "full: no write-error drops: $(tail -n 3 "$TMP/full.err")"
 if kill -0 "${PIDS[full]}" 2>/dev/null; then ok; else fail "full: pktpipe died: $(tail -n 3 "$TMP/full.err")"; fi
 src0=$(now full src packets_out)
-wait_above full 10 src packets_out "$((src0 + 100))" && ok || fail "full: the source stalled on a full disk"
+wait_stat full 10 src packets_out -gt "$((src0 + 100))" && ok || fail "full: the source stalled on a full disk"
 grep -q 'No space left on device' "$TMP/full.err" && ok || fail "full: ENOSPC not logged: $(tail -n 3 "$TMP/full.err")"
 werr=$(now full out dropped write-error)
 out0=$(stat "$TMP/full.json" out packets_out)
 rm -f "$INSIDE/filler" || fail "full: cannot delete the filler through $INSIDE"
-wait_above full 10 out packets_out "$((out0 + 50))" && ok || fail "full: writing did not recover once space returned"
+wait_stat full 10 out packets_out -gt "$((out0 + 50))" && ok || fail "full: writing did not recover once space returned"
 werr1=$(now full out dropped write-error)
 sleep 0.5
 expect_eq "full: no more write errors after recovery" "$(now full out dropped write-error)" "$werr1"
@@ -284,12 +252,12 @@ sanitizer_clean "full" "$TMP/full.err"
 printf '[src]\nplugin = pcap-in\npath = %s\nloop = 0\nrate = 500KiB/s\n\n[out]\nplugin = pcap-out\ninput = src\npath = %s\nprecision = ns\nflush = 10ms\n' \
 	"$INPUT" "$TMP/hup.pcap" >"$TMP/hup.ini"
 start hup "$TMP/hup.ini"
-wait_above hup 20 out packets_out 50 || fail "hup: nothing written"
+wait_stat hup 20 out packets_out -gt 50 || fail "hup: nothing written"
 for k in 0 1 2 3 4; do
 	mv "$TMP/hup.pcap" "$TMP/hup.$k.pcap"
 	kill -HUP "${PIDS[hup]}"
 	w=$(now hup out packets_out)
-	wait_above hup 10 out packets_out "$((w + 50))" || fail "hup: nothing written after SIGHUP $k"
+	wait_stat hup 10 out packets_out -gt "$((w + 50))" || fail "hup: nothing written after SIGHUP $k"
 	wait_for 10 test -s "$TMP/hup.pcap" || fail "hup: no new file after SIGHUP $k"
 done
 stop hup
@@ -319,7 +287,7 @@ else
 	start ring "$TMP/ring.ini"
 	wait_bound "$TMP/ring.err" 1 || fail "ring: no bind: $(tail -n 2 "$TMP/ring.err")"
 	rport=$(bound_port "$TMP/ring.err" ring)
-	wait_above ring 10 ring packets_in 500 || fail "ring: no load"
+	wait_stat ring 10 ring packets_in -gt 500 || fail "ring: no load"
 	qbad=0
 	for k in $(seq 1 10); do
 		case $((k % 3)) in
@@ -341,7 +309,7 @@ else
 	done
 	[ $qbad -eq 0 ] && ok
 	src0=$(now ring src packets_out)
-	wait_above ring 10 src packets_out "$((src0 + 100))" && ok || fail "ring: the graph stalled after the queries"
+	wait_stat ring 10 src packets_out -gt "$((src0 + 100))" && ok || fail "ring: the graph stalled after the queries"
 	stop ring
 	expect_eq "ring: exit" "$status" 0
 	expect_balanced "ring" "$TMP/ring.json"

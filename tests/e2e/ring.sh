@@ -36,24 +36,6 @@ done
 # ------------------------------------------------------------------ #
 # Helpers                                                             #
 
-# snapshot NAME: fresh stats in $TMP/NAME.json (SIGUSR1).
-snapshot() {
-	rm -f "$TMP/$1.json"
-	kill -USR1 "${PIDS[$1]}" 2>/dev/null && wait_for 10 test -s "$TMP/$1.json"
-}
-
-# wait_in NAME NODE COUNT: until NODE has taken COUNT packets (60 s at most).
-wait_in() {
-	local i
-	for ((i = 0; i < 240; i++)); do
-		if snapshot "$1" && [ "$(stat "$TMP/$1.json" "$2" packets_in)" -ge "$3" ]; then
-			return 0
-		fi
-		sleep 0.25
-	done
-	return 1
-}
-
 # bound_port ERRFILE NODE: the tcp port NODE logged it bound.
 bound_port() {
 	sed -n "s|^pktpipe: $2: info: bound to tcp://127.0.0.1:\([0-9]*\)$|\1|p" "$1" | head -n 1
@@ -124,7 +106,7 @@ WINDOW=$((COST * 6 / 10))
 receiver rx "$WINDOW" || { finish; exit; }
 send tx "$IN_PORT" "$TMP/input.pcap"
 expect_eq "sender exit" "$?" 0
-wait_in rx ring "$N" || fail "the ring took $(stat "$TMP/rx.json" ring packets_in) of $N packets"
+wait_stat rx 60 ring packets_in -ge "$N" || fail "the ring took $(stat "$TMP/rx.json" ring packets_in) of $N packets"
 
 read -r HELD HELD_COST < <("$PY" "$RP" window "$TMP/input.pcap" "$TMP/expected.pcap" "$WINDOW")
 query "full dump" "$TMP/full.pcap" "$Q"
@@ -373,7 +355,7 @@ distinct=$(md5sum "$TMP"/snap*.pcap | cut -d' ' -f1 | sort -u | wc -l)
 if [ "$distinct" -ge 3 ]; then ok; else fail "only $distinct distinct snapshots: did traffic flow?"; fi
 reap "$TX2" 130
 expect_eq "second sender exit" "$?" 0
-wait_in rx ring $((N * 3)) || fail "the ring took $(stat "$TMP/rx.json" ring packets_in) of $((N * 3))"
+wait_stat rx 60 ring packets_in -ge $((N * 3)) || fail "the ring took $(stat "$TMP/rx.json" ring packets_in) of $((N * 3))"
 expect_balanced "after the stream" "$TMP/rx.json"
 
 # ------------------------------------------------------------------ #
@@ -443,7 +425,7 @@ expect_contains "remote endpoint: run refused, said" "$(cat "$TMP/remote.err")" 
 # CURVE end to end (on loopback; keys are what matters).
 receiver crx 1MiB "curve_secret_key = $TMP/server.key" "curve_allow = $(cat "$TMP/client.key.pub")"
 send ctx "$IN_PORT" "$TMP/input.pcap"
-wait_in crx ring "$N" || fail "curve: the ring took too little"
+wait_stat crx 60 ring packets_in -ge "$N" || fail "curve: the ring took too little"
 SERVER_PUB=$(cat "$TMP/server.key.pub")
 query "curve: allowed key" "$TMP/curve.pcap" --curve-server-key "$SERVER_PUB" \
 	--curve-secret-key "$TMP/client.key" "$Q"
@@ -466,7 +448,7 @@ expect_contains "curve: refused key logged" "$(cat "$TMP/crx.err")" "$(cat "$TMP
 
 receiver trx 256KiB 'thread = yes' || { finish; exit; }
 send ttx "$IN_PORT" "$TMP/input.pcap"
-wait_in trx ring "$N" || fail "thread: the ring took too little"
+wait_stat trx 60 ring packets_in -ge "$N" || fail "thread: the ring took too little"
 query "thread: full dump" "$TMP/thread.pcap" "$Q"
 "$PY" "$RP" window "$TMP/input.pcap" "$TMP/want.pcap" $((256 << 10)) >/dev/null
 same "thread: the newest packets within the window" "$TMP/want.pcap" "$TMP/thread.pcap"
@@ -480,7 +462,7 @@ expect_balanced "thread" "$TMP/trx.json"
 
 receiver prx 1MiB 'max_pending = 1MiB' || { finish; exit; }
 send ptx "$IN_PORT" "$TMP/input.pcap"
-wait_in prx ring "$N" || fail "max_pending: the ring took too little"
+wait_stat prx 60 ring packets_in -ge "$N" || fail "max_pending: the ring took too little"
 cat >"$TMP/pending.py" <<'PY'
 # DEALER: 40 full-dump queries at once, then nothing read for a while
 # (RCVHWM 1: libzmq stops taking replies off the connection), then all.
@@ -542,7 +524,7 @@ s.send(frame)
 s.close()
 PY
 timeout 60 "$PY" "$TMP/meta.py" "tcp://127.0.0.1:$IN_PORT"
-wait_in mrx ring 3 || fail "metadata: the frame did not arrive"
+wait_stat mrx 60 ring packets_in -ge 3 || fail "metadata: the frame did not arrive"
 query "metadata: pcapng" "$TMP/meta.pcapng" --format pcapng "$Q"
 got=$(tshark -r "$TMP/meta.pcapng" -T fields -e frame.comment 2>/dev/null)
 expect_eq "metadata as pcapng comments" "$got" "$(printf '%s\n%s\n%s' \
@@ -554,7 +536,7 @@ BIG=$(ls "$CORPUS"/bigtcp-ipv4-vxlan-ipv4.pcap 2>/dev/null)
 if [ -n "$BIG" ]; then
 	receiver brx 64KiB || { finish; exit; }
 	send btx "$IN_PORT" "$BIG"
-	wait_in brx ring 1 || fail "too large: nothing arrived"
+	wait_stat brx 60 ring packets_in -ge 1 || fail "too large: nothing arrived"
 	stop brx
 	expect_eq "too large: dropped" "$(stat "$TMP/brx.json" ring dropped too-large)" 1
 	expect_balanced "too large" "$TMP/brx.json"

@@ -124,14 +124,7 @@ listening=$(nsx ss -Hltnp 2>/dev/null | grep -c "pid=$TX,")
 expect_eq "sender: listening sockets" "$listening" 0
 # And it still works, unprivileged: pings reach the receiver.
 nsx ping -c 5 -i 0.1 -W 1 127.0.0.1 >/dev/null 2>&1
-rm -f "$W/rx.json"
-for i in $(seq 1 40); do
-	kill -USR1 "$RX" 2>/dev/null
-	sleep 0.25
-	[ -s "$W/rx.json" ] && [ "$(stat "$W/rx.json" out packets_out)" -ge 5 ] && break
-	rm -f "$W/rx.json"
-done
-if [ -s "$W/rx.json" ] && [ "$(stat "$W/rx.json" out packets_out)" -ge 5 ]; then ok; else
+if wait_stat nobody/rx 10 out packets_out -ge 5; then ok; else
 	fail "after the switch: the pings did not reach the receiver: $(tail -n 3 "$W/tx.err")"
 fi
 stop nobody/tx

@@ -40,46 +40,6 @@ done
 # ------------------------------------------------------------------ #
 # Helpers                                                             #
 
-# snapshot NAME: fresh stats in $TMP/NAME.json (SIGUSR1).
-snapshot() {
-	rm -f "$TMP/$1.json"
-	kill -USR1 "${PIDS[$1]}" 2>/dev/null && wait_for 10 test -s "$TMP/$1.json"
-}
-
-# total JSON PLUGIN FIELD: a counter summed over a plugin's nodes.
-total() {
-	"$PY" - "$@" <<'PY'
-import json, sys
-nodes = json.load(open(sys.argv[1]))["nodes"].values()
-print(sum(n.get(sys.argv[3], 0) for n in nodes if n["plugin"] == sys.argv[2]))
-PY
-}
-
-# wait_total NAME SECONDS PLUGIN FIELD WANT: until the counter reaches WANT.
-wait_total() {
-	local name=$1 limit=$2 i
-	for ((i = 0; i < limit * 4; i++)); do
-		if snapshot "$name" && [ "$(total "$TMP/$name.json" "$3" "$4")" -ge "$5" ]; then
-			return 0
-		fi
-		sleep 0.25
-	done
-	return 1
-}
-
-# wait_stat NAME SECONDS NODE FIELD WANT: until a counter of a running
-# pktpipe equals WANT.
-wait_stat() {
-	local name=$1 limit=$2 i
-	for ((i = 0; i < limit * 4; i++)); do
-		if snapshot "$name" && [ "$(stat "$TMP/$name.json" "$3" "$4")" = "$5" ]; then
-			return 0
-		fi
-		sleep 0.25
-	done
-	return 1
-}
-
 # receivers NAME SPEC...: one pktpipe with a zmq-in -> pcap-out pair per
 # SPEC, writing $TMP/NAME-I.pcap: tcp (a free port), ipc (a socket file),
 # or - (nobody: the endpoint stays down). EPS gets the endpoints for a
@@ -259,12 +219,12 @@ printf '[in]\nplugin = zmq-in\nendpoint = tcp://127.0.0.1:*\nrcvhwm = 100000\n\n
 start relay "$TMP/relay.ini"
 wait_for 60 grep -q ': info: bound to ' "$TMP/relay.err" || fail "failover: the relay did not bind"
 RELAY=$(sed -n 's|^pktpipe: in: info: bound to tcp://127.0.0.1:\([0-9]*\)$|\1|p' "$TMP/relay.err")
-wait_stat relay 30 z ep1.dead 1 || fail "failover: ep1 never declared dead"
+wait_stat relay 30 z ep1.dead = 1 || fail "failover: ep1 never declared dead"
 # Connected first: from then on an endpoint can only come alive (were it
 # slower than dead_after to connect, it was dead for a while).
 for i in 0 2; do
-	wait_stat relay 30 z "ep$i.connections" 1 || fail "failover: ep$i not connected"
-	wait_stat relay 30 z "ep$i.dead" 0 || fail "failover: ep$i dead"
+	wait_stat relay 30 z "ep$i.connections" = 1 || fail "failover: ep$i not connected"
+	wait_stat relay 30 z "ep$i.dead" = 0 || fail "failover: ep$i dead"
 done
 expect_contains "failover: death logged" "$(cat "$TMP/relay.err")" "z: warning: ep1 (ipc://$TMP/fo-1.ipc): no connection for 200 ms: dead; its flows go to the living endpoints"
 
@@ -302,7 +262,7 @@ done
 printf '[in1]\nplugin = zmq-in\nendpoint = ipc://%s\nrcvhwm = 100000\n\n[out1]\nplugin = pcap-out\ninput = in1\npath = %s\nprecision = ns\n' \
 	"$TMP/fo-1.ipc" "$TMP/fo-1.pcap" >"$TMP/back.ini"
 start back "$TMP/back.ini"
-wait_stat relay 30 z ep1.dead 0 || fail "failover: ep1 never came back"
+wait_stat relay 30 z ep1.dead = 0 || fail "failover: ep1 never came back"
 expect_contains "failover: return logged" "$(cat "$TMP/relay.err")" "ep1 (ipc://$TMP/fo-1.ipc): connected for 200 ms: alive again; its flows come back"
 "${FLOWS[@]}" shift "$TMP/in.pcap" "$TMP/in2.pcap" $SHIFT
 feed feed2 "$TMP/in2.pcap"

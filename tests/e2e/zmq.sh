@@ -31,42 +31,6 @@ fi
 # ------------------------------------------------------------------ #
 # Helpers                                                             #
 
-# snapshot NAME: fresh stats in $TMP/NAME.json (SIGUSR1).
-snapshot() {
-	rm -f "$TMP/$1.json"
-	kill -USR1 "${PIDS[$1]}" 2>/dev/null && wait_for 10 test -s "$TMP/$1.json"
-}
-
-# total JSON PLUGIN FIELD [DROP_REASON]: a counter summed over a plugin's nodes.
-total() {
-	python3 - "$@" <<'PY'
-import json, sys
-nodes = json.load(open(sys.argv[1]))["nodes"].values()
-t = 0
-for n in nodes:
-    if n["plugin"] != sys.argv[2]:
-        continue
-    v = n.get(sys.argv[3], 0)
-    t += v.get(sys.argv[4], 0) if len(sys.argv) > 4 else v
-print(t)
-PY
-}
-
-# wait_total NAME SECONDS PLUGIN FIELD WANT [REASON]: until the counter
-# reaches WANT; 1 if it does not in time.
-wait_total() {
-	local name=$1 limit=$2 i got
-	shift 2
-	for ((i = 0; i < limit * 4; i++)); do
-		if snapshot "$name"; then
-			got=$(total "$TMP/$name.json" "$1" "$2" ${4:+"$4"})
-			[ "$got" -ge "$3" ] && return 0
-		fi
-		sleep 0.25
-	done
-	return 1
-}
-
 # bound_port ERRFILE NODE: the tcp port NODE logged it bound.
 bound_port() {
 	sed -n "s|^pktpipe: $2: info: bound to tcp://127.0.0.1:\([0-9]*\)$|\1|p" "$1" | head -n 1

@@ -46,11 +46,6 @@ fi
 # ------------------------------------------------------------------ #
 # Helpers                                                             #
 
-snapshot() {
-	rm -f "$TMP/$1.json"
-	kill -USR1 "${PIDS[$1]}" 2>/dev/null && wait_for 10 test -s "$TMP/$1.json"
-}
-
 rss() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status" 2>/dev/null; }
 fds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
 
@@ -164,10 +159,7 @@ expect_eq "sender exit" "$status" 0
 expect_balanced "sender" "$TMP/tx.json"
 sent=$(stat "$TMP/tx.json" z packets_sent)
 expect_eq "sender: hwm drops" "$(stat "$TMP/tx.json" z dropped hwm)" 0
-for i in $(seq 1 120); do
-	snapshot rx && [ "$(stat "$TMP/rx.json" in packets_out)" -ge "$sent" ] && break
-	sleep 0.5
-done
+wait_stat rx 60 in packets_out -ge "$sent"
 stop rx TERM 60
 expect_eq "receiver exit" "$status" 0
 expect_balanced "receiver" "$TMP/rx.json"
