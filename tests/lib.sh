@@ -209,6 +209,60 @@ drops() {
 print(sum(json.load(open(sys.argv[1]))["nodes"][sys.argv[2]]["dropped"].values()))' "$1" "$2"
 }
 
+# ------------------------------------------------------------------ #
+# Ports and network namespaces                                        #
+
+# bound_port ERRFILE NODE: the tcp port NODE logged it bound
+# (endpoint = tcp://127.0.0.1:*).
+bound_port() {
+	sed -n "s|^pktpipe: $2: info: bound to tcp://127.0.0.1:\([0-9]*\)$|\1|p" "$1" | head -n 1
+}
+
+# wait_bound ERRFILE [COUNT [SECONDS]]: until ERRFILE logs COUNT binds
+# (default 1), at most SECONDS (default 30).
+wait_bound() {
+	wait_for "${3:-30}" bound_count "$1" "${2:-1}"
+}
+bound_count() { [ "$(grep -c ': info: bound to ' "$1" 2>/dev/null)" -ge "$2" ]; }
+
+# free_port [tcp|udp] [v6]: a port nobody uses now on 127.0.0.1 (tcp by
+# default); with v6, one free on ::1 too. In network namespace $NETNS when
+# that is set.
+free_port() {
+	${NETNS:+ip netns exec "$NETNS"} python3 - "${1:-tcp}" "${2:-}" <<'PY'
+import socket, sys
+udp, v6 = sys.argv[1] == "udp", sys.argv[2] == "v6"
+for _ in range(100):
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)]
+    socks[0].bind(("127.0.0.1", 0))
+    port = socks[0].getsockname()[1]
+    try:
+        if v6:
+            socks.append(socket.socket(socket.AF_INET6, socks[0].type))
+            socks[1].bind(("::1", port))
+        print(port)
+        break
+    except OSError:
+        pass
+    finally:
+        for s in socks:
+            s.close()
+PY
+}
+
+# new_ns NAME: a network namespace with loopback up, deleted at exit; NS
+# names it (for nsx). A fail (and 1) if it cannot be made.
+new_ns() {
+	ip netns add "$1" || { fail "ip netns add $1"; return 1; }
+	NS=$1
+	on_exit "ip netns del $1"
+	ip -n "$1" link set lo up
+}
+
+# nsx COMMAND...: COMMAND in the namespace $NS. Not for the background
+# ($! would be a subshell): spawn NAME ip netns exec "$NS" COMMAND... .
+nsx() { ip netns exec "$NS" "$@"; }
+
 finish() {
 	echo "${SUITE}: ${PASSED} passed, ${FAILED} failed"
 	[ "$FAILED" -eq 0 ]

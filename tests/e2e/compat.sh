@@ -5,16 +5,11 @@
 SUITE=compat
 . "$(dirname "$0")/../lib.sh"
 
-NS="pp-compat-$$"
-ip netns add "$NS" || { fail "ip netns add"; finish; exit; }
-on_exit "ip netns del $NS"
-nsx() { ip netns exec "$NS" "$@"; }
-nsx ip link set lo up
+new_ns "pp-compat-$$" || { finish; exit; }
+NETNS=$NS # free_port: ports free in the namespace, where the tools run
 nsx sysctl -qw net.ipv6.conf.all.disable_ipv6=0 2>/dev/null
 nsx iptables -A OUTPUT -o lo -p icmp --icmp-type echo-request -j NFLOG --nflog-group 0
 nsx ip6tables -A OUTPUT -o lo -p ipv6-icmp --icmpv6-type echo-request -j NFLOG --nflog-group 1
-
-port() { nsx "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # A sender that drops to nobody must still write its stats.
 chmod 711 "$TMP"
@@ -76,7 +71,7 @@ expect_eq "missing argument: exit" "$?" 2
 expect_eq "another tool's option: exit" "$?" 2
 
 # --- the README's example: NFLOG -> send -> recv -> FIFO -> tcpdump ------
-P1=$(port)
+P1=$(free_port)
 mkfifo "$TMP/fifo"
 spawn tcpdump ip netns exec "$NS" tcpdump -nn -r "$TMP/fifo" -w "$TMP/seen.pcap"
 tool nflog-pcap-recv "tcp://0.0.0.0:$P1" "$TMP/fifo"
@@ -108,7 +103,7 @@ expect_balanced "recv" "$TMP/pub/nflog-pcap-recv.json"
 # --- rate control, the relay chain, and the buffer interface --------------
 # send --rate-control -> compress -> decompress -> recv --rate-control? No:
 # compress emits legacy-rc, decompress turns it back into plain legacy.
-P2=$(port); P3=$(port); P4=$(port); BIF=$(port)
+P2=$(free_port); P3=$(free_port); P4=$(free_port); BIF=$(free_port)
 tool nflog-pcap-recv --buffer-interface "tcp://127.0.0.1:$BIF" --buffer-window 4 "tcp://0.0.0.0:$P4" "$TMP/chain.pcap"
 recv=$pid
 tool nflog-zmq-decompress "tcp://0.0.0.0:$P3" "tcp://127.0.0.1:$P4"
@@ -134,7 +129,7 @@ st=$?
 if [ $st -ne 0 ] && [ $st -ne 124 ]; then ok; else fail "nflog-pcap-query against nothing: exit $st (must fail within its own timeout)"; fi
 
 # rate-control pair
-P5=$(port)
+P5=$(free_port)
 tool nflog-pcap-recv --rate-control "tcp://0.0.0.0:$P5" "$TMP/rc.pcap"
 recv=$pid
 tool nflog-zmq-send --rate-control --lwm 0.000001 0,1 "tcp://127.0.0.1:$P5"
@@ -148,7 +143,7 @@ expect_eq "rate-control pair: the pings" "$(tcpdump -nn -r "$TMP/rc.pcap" 2>/dev
 
 # --- exact bytes from an independent legacy peer --------------------------
 for kind in legacy rc; do
-	P6=$(port)
+	P6=$(free_port)
 	rcopt=()
 	[ $kind = rc ] && rcopt=(--rate-control)
 	tool nflog-pcap-recv "${rcopt[@]}" "tcp://127.0.0.1:$P6" "$TMP/peer.pcap"

@@ -52,14 +52,6 @@ now() {
 	if snapshot "$1"; then stat "$TMP/$1.json" "$2" "$3" ${4:+"$4"}; else echo -1; fi
 }
 
-wait_bound() { # wait_bound ERRFILE COUNT
-	wait_for 20 bash -c "[ \$(grep -c ': info: bound to ' '$1') -ge $2 ]"
-}
-
-bound_port() { # bound_port ERRFILE NODE
-	sed -n "s|^pktpipe: $2: info: bound to tcp://127.0.0.1:\([0-9]*\)$|\1|p" "$1" | tail -n 1
-}
-
 # pcap_check FILE: "PACKETS clean" if libpcap reads it to its end, else
 # "PACKETS damaged: REASON".
 pcap_check() {
@@ -100,7 +92,7 @@ rx_ini() { # rx_ini NAME ENDPOINT
 
 rx_ini rx0 "tcp://127.0.0.1:*"
 start rx0 "$TMP/rx0.ini"
-wait_bound "$TMP/rx0.err" 1 || fail "receiver: no bind: $(tail -n 2 "$TMP/rx0.err")"
+wait_bound "$TMP/rx0.err" 1 20 || fail "receiver: no bind: $(tail -n 2 "$TMP/rx0.err")"
 port=$(bound_port "$TMP/rx0.err" in)
 printf '[src]\nplugin = pcap-in\npath = %s\nloop = 0\nrate = 300KiB/s\n\n[z]\nplugin = zmq-out\ninput = src\nendpoint = tcp://127.0.0.1:%s\nsndhwm = 20\nbatch_packets = 8\nlinger = 0\n' \
 	"$INPUT" "$port" >"$TMP/tx.ini"
@@ -117,7 +109,7 @@ for k in 1 2 3; do
 	rx=rx$k
 	rx_ini $rx "tcp://127.0.0.1:$port"
 	start $rx "$TMP/$rx.ini"
-	wait_bound "$TMP/$rx.err" 1 || fail "restart $k: the new receiver did not bind port $port: $(tail -n 2 "$TMP/$rx.err")"
+	wait_bound "$TMP/$rx.err" 1 20 || fail "restart $k: the new receiver did not bind port $port: $(tail -n 2 "$TMP/$rx.err")"
 	wait_stat $rx 20 out packets_out -gt 20 && ok || fail "restart $k: the new receiver got nothing"
 done
 stop tx
@@ -192,7 +184,7 @@ sanitizer_clean "fifo" "$TMP/fifo.err"
 # ------------------------------------------------------------------ #
 # statsd down                                                         #
 
-deadport=$("$PY" -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+deadport=$(free_port udp)
 bytes=$(command stat -c %s "$INPUT")
 printf '[src]\nplugin = pcap-in\npath = %s\nrate = %d\n\n[out]\nplugin = pcap-out\ninput = src\npath = %s\nprecision = ns\n\n[sd]\nplugin = statsd\nhost = 127.0.0.1:%s\ninterval = 20ms\n' \
 	"$INPUT" $((bytes)) "$TMP/sd.pcap" "$deadport" >"$TMP/sd.ini"
@@ -285,7 +277,7 @@ else
 	printf '[src]\nplugin = pcap-in\npath = %s\nloop = 0\nrate = 500KiB/s\n\n[ring]\nplugin = ring\ninput = src\nwindow = 256KiB\nendpoint = tcp://127.0.0.1:*\n\n[out]\nplugin = pcap-out\ninput = src\npath = /dev/null\n' \
 		"$INPUT" >"$TMP/ring.ini"
 	start ring "$TMP/ring.ini"
-	wait_bound "$TMP/ring.err" 1 || fail "ring: no bind: $(tail -n 2 "$TMP/ring.err")"
+	wait_bound "$TMP/ring.err" 1 20 || fail "ring: no bind: $(tail -n 2 "$TMP/ring.err")"
 	rport=$(bound_port "$TMP/ring.err" ring)
 	wait_stat ring 10 ring packets_in -gt 500 || fail "ring: no load"
 	qbad=0

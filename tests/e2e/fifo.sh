@@ -51,11 +51,6 @@ print(n["dropped"].get(f[8:], 0) if f.startswith("dropped.") else n.get(f, 0))
 PY
 }
 
-# bound_port ERRFILE NODE: the tcp port NODE logged it bound.
-bound_port() {
-	sed -n "s|^pktpipe: $2: info: bound to tcp://127.0.0.1:\([0-9]*\)$|\1|p" "$1" | head -n 1
-}
-
 # reader NAME FIFO [tcpdump options]: tcpdump -r FIFO -w $TMP/NAME.pcap;
 # ended with stop NAME SIGNAL 20.
 reader() {
@@ -141,7 +136,7 @@ pipe_size = 256KiB
 retry = 100ms
 INI
 start rx "$TMP/rx.ini"
-wait_for 20 grep -q ': info: bound to ' "$TMP/rx.err" || fail "receiver did not bind: $(cat "$TMP/rx.err")"
+wait_bound "$TMP/rx.err" 1 20 || fail "receiver did not bind: $(cat "$TMP/rx.err")"
 PORT=$(bound_port "$TMP/rx.err" in)
 cat >"$TMP/tx.ini" <<INI
 [src]
@@ -406,7 +401,7 @@ ng_run() {
 	printf '[in]\nplugin = zmq-in\nendpoint = tcp://127.0.0.1:*\n\n[out]\nplugin = pcap-out\ninput = in\npath = %s\nformat = pcapng\nprecision = ns\nflush = %s\n' \
 		"$2" "$3" >"$TMP/$1.ini"
 	start "$1" "$TMP/$1.ini"
-	wait_for 20 grep -q ': info: bound to ' "$TMP/$1.err" || fail "$1: no bind"
+	wait_bound "$TMP/$1.err" 1 20 || fail "$1: no bind"
 	if [ -p "$2" ]; then
 		wait_stat "$1" 30 out reader_connected -eq 1 || fail "$1: the reader never came"
 	fi

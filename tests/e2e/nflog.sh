@@ -36,16 +36,6 @@ mkdir -m 777 "$TMP/nobody"
 
 # ---- helpers ----
 
-# A fresh namespace with loopback up; $NS names it.
-new_ns() {
-	NS="ppnflog-$$-$1"
-	ip netns add "$NS" || { fail "ip netns add $NS"; return 1; }
-	on_exit "ip netns del $NS"
-	ip -n "$NS" link set lo up
-}
-
-nsx() { ip netns exec "$NS" "$@"; }
-
 # Whether the namespace's nfnetlink_log has a reader on group $1.
 bound() { nsx awk -v g="$1" '$1 == g { f = 1 } END { exit !f }' /proc/net/netfilter/nfnetlink_log; }
 
@@ -118,7 +108,7 @@ check "groups = 70000"
 expect_eq "group out of range: exit" "$status" 2
 
 # ---- two groups, IPv4 and IPv6, ping and UDP: exact count and bytes ----
-new_ns capture
+new_ns "ppnflog-$$-capture"
 for ipt in iptables ip6tables; do
 	if [ $ipt = iptables ]; then proto=(icmp --icmp-type); else proto=(ipv6-icmp --icmpv6-type); fi
 	for t in echo-request echo-reply; do
@@ -291,7 +281,7 @@ reap "${PIDS[udp]}" 10
 # sequence numbers that reveal the last gap.
 burst() { # burst NAME "keys": stats in $TMP/nobody/NAME.json
 	local j="$TMP/nobody/$1.json"
-	new_ns "$1"
+	new_ns "ppnflog-$$-$1"
 	nsx iptables -A OUTPUT -o lo -p udp --dport $PORT -j NFLOG --nflog-group 25
 	nsx iptables -A OUTPUT -o lo -p icmp -j NFLOG --nflog-group 25
 	graph "$1" "groups = 25\nqthreshold = 1\n$2"
@@ -324,7 +314,7 @@ burst unprivileged "rcvbuf = 4KiB\nrcvbuf_max = 64KiB\nuser = nobody"
 expect_eq "unprivileged: rcvbuf grew all the same" "$(stat "$TMP/nobody/unprivileged.json" cap rcvbuf)" 131072
 
 # ---- user = : the new ids, no capabilities, and still every packet ----
-new_ns privs
+new_ns "ppnflog-$$-privs"
 nsx iptables -A OUTPUT -o lo -p icmp -j NFLOG --nflog-group 26
 graph privs "groups = 26\nuser = nobody\nqthreshold = 1000\nqtimeout = 200ms"
 STATS="$TMP/nobody/privs.json" nflog_start privs "$TMP/privs.ini" 26
@@ -348,7 +338,7 @@ expect_balanced "privs" "$TMP/nobody/privs.json"
 expect_contains "privs: logged" "$(cat "$TMP/privs.err")" "running as uid $uid, gid $gid, without capabilities"
 
 # ---- nftables: log group, prefix and snaplen ----
-new_ns nft
+new_ns "ppnflog-$$-nft"
 nsx nft -f - <<NFT
 table inet pp {
 	chain out {

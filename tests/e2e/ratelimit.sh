@@ -179,8 +179,8 @@ if receiver swing-rx; then
 	printf '[in]\nplugin = zmq-in\nendpoint = tcp://127.0.0.1:*\nrcvhwm = 100000\n\n[rl]\nplugin = ratelimit\ninput = in\nlwm = 1MiB/s\nhwm = 0\nwindow = 200ms\ncodec = zlib\n\n[z]\nplugin = zmq-out\ninput = rl\nendpoint = tcp://127.0.0.1:%s\nsndhwm = 100000\nlinger = 60s\n' \
 		"$port" >"$TMP/swing.ini"
 	start swing "$TMP/swing.ini"
-	if wait_for 30 grep -q ': info: bound to ' "$TMP/swing.err"; then ok; else fail "swing: no bind"; fi
-	inport=$(sed -n 's|^pktpipe: in: info: bound to tcp://127.0.0.1:\([0-9]*\)$|\1|p' "$TMP/swing.err")
+	if wait_bound "$TMP/swing.err"; then ok; else fail "swing: no bind"; fi
+	inport=$(bound_port "$TMP/swing.err" in)
 	# 0.5 s at 256 KiB/s (pass), 0.5 s at 3 MiB/s (compress), 6 times.
 	n=$(timeout 120 "$PY" "$TOOLS/ratelimit-pace.py" "$TMP/c10.pcap" "$inport" "$TMP/swing-expect.pcap" \
 		0.5 262144 $((3 * MIB)) 6 2>"$TMP/pace.err")

@@ -36,15 +36,6 @@ done
 # ------------------------------------------------------------------ #
 # Helpers                                                             #
 
-# bound_port ERRFILE NODE: the tcp port NODE logged it bound.
-bound_port() {
-	sed -n "s|^pktpipe: $2: info: bound to tcp://127.0.0.1:\([0-9]*\)$|\1|p" "$1" | head -n 1
-}
-
-wait_bound() { # wait_bound ERRFILE COUNT
-	wait_for 30 bash -c "[ \$(grep -c ': info: bound to ' '$1') -ge $2 ]"
-}
-
 # receiver NAME WINDOW [extra ring lines]: zmq-in -> ring, both on free
 # ports; sets IN_PORT and Q (the query endpoint).
 receiver() {
@@ -370,7 +361,7 @@ expect_eq "at exit: every packet delivered" "$(stat "$TMP/rx.json" ring packets_
 # ------------------------------------------------------------------ #
 # Nothing answering                                                   #
 
-FREE=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+FREE=$(free_port)
 timeout 30 "$QUERY" --timeout 1 "tcp://127.0.0.1:$FREE" >/dev/null 2>"$TMP/err"
 expect_eq "nothing answering: exit" "$?" 1
 expect_contains "nothing answering: said" "$(cat "$TMP/err")" "no answer from tcp://127.0.0.1:$FREE within 1s"

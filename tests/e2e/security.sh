@@ -47,11 +47,7 @@ chmod 711 "$TMP"
 mkdir -m 777 "$TMP/nobody"
 W="$TMP/nobody"
 
-NS="ppsec-$$"
-ip netns add "$NS" || { fail "ip netns add $NS"; finish; exit 1; }
-on_exit "ip netns del $NS"
-ip -n "$NS" link set lo up
-nsx() { ip netns exec "$NS" "$@"; }
+new_ns "ppsec-$$" || { finish; exit 1; }
 
 # status_field PID|PID/task/TID FIELD: a line of /proc/.../status, values only.
 status_field() { sed -n "s/^$2:[[:space:]]*//p" "/proc/$1/status" 2>/dev/null | tr -s ' \t' ' '; }
@@ -67,11 +63,11 @@ spawn nobody/rx ip netns exec "$NS" setpriv --reuid="$NOBODY_UID" --regid="$NOBO
 	--clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs \
 	"$PKTPIPE" -c "$W/rx.ini" --stats-json "$W/rx.json" >/dev/null
 RX=${PIDS[nobody/rx]}
-if wait_for 20 grep -q 'in: info: bound to' "$W/rx.err"; then ok; else
+if wait_bound "$W/rx.err" 1 20; then ok; else
 	fail "unprivileged receiver: no bind: $(tail -n 3 "$W/rx.err")"
 fi
 wait_for 10 ready "$RX"
-port=$(sed -n 's|^pktpipe: in: info: bound to tcp://127.0.0.1:\([0-9]*\)$|\1|p' "$W/rx.err" | head -n 1)
+port=$(bound_port "$W/rx.err" in)
 expect_eq "unprivileged receiver: CapEff" "$(status_field "$RX" CapEff)" 0000000000000000
 
 # ------------------------------------------------------------------ #
@@ -180,7 +176,7 @@ expect_contains "key file symlink: message" "$err" "key file $TMP/link.key"
 # Mode 0600 is accepted: the receiver starts and binds.
 rx_key_ini "$TMP/ok.ini" "$TMP/server.key"
 start ok "$TMP/ok.ini"
-if wait_for 20 grep -q 'in: info: bound to' "$TMP/ok.err"; then ok; else
+if wait_bound "$TMP/ok.err" 1 20; then ok; else
 	fail "key mode 0600: refused: $(tail -n 3 "$TMP/ok.err")"
 fi
 wait_for 10 ready "${PIDS[ok]}"

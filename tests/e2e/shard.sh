@@ -66,14 +66,14 @@ receivers() {
 		i=$((i + 1))
 	done >"$TMP/$name.ini"
 	start "$name" "$TMP/$name.ini"
-	if ! wait_for 60 bash -c "[ \$(grep -c ': info: bound to ' '$TMP/$name.err') -ge $n ]"; then
+	if ! wait_bound "$TMP/$name.err" "$n" 60; then
 		fail "$name: receivers did not bind: $(tail -n 3 "$TMP/$name.err")"
 		return 1
 	fi
 	i=0
 	for spec in "$@"; do
 		case $spec in
-		tcp) EPS+=("tcp://127.0.0.1:$(sed -n "s|^pktpipe: in$i: info: bound to tcp://127.0.0.1:\([0-9]*\)$|\1|p" "$TMP/$name.err")") ;;
+		tcp) EPS+=("tcp://127.0.0.1:$(bound_port "$TMP/$name.err" "in$i")") ;;
 		*) EPS+=("ipc://$TMP/$name-$i.ipc") ;;
 		esac
 		i=$((i + 1))
@@ -217,8 +217,8 @@ receivers fo ipc - ipc || die
 printf '[in]\nplugin = zmq-in\nendpoint = tcp://127.0.0.1:*\nrcvhwm = 100000\n\n[z]\nplugin = zmq-out\ninput = in\nendpoint = %s\nshard = flow\nfailover = yes\ndead_after = 200ms\nsndhwm = 100000\nlinger = 3s\n' \
 	"$(endpoints)" >"$TMP/relay.ini"
 start relay "$TMP/relay.ini"
-wait_for 60 grep -q ': info: bound to ' "$TMP/relay.err" || fail "failover: the relay did not bind"
-RELAY=$(sed -n 's|^pktpipe: in: info: bound to tcp://127.0.0.1:\([0-9]*\)$|\1|p' "$TMP/relay.err")
+wait_bound "$TMP/relay.err" 1 60 || fail "failover: the relay did not bind"
+RELAY=$(bound_port "$TMP/relay.err" in)
 wait_stat relay 30 z ep1.dead = 1 || fail "failover: ep1 never declared dead"
 # Connected first: from then on an endpoint can only come alive (were it
 # slower than dead_after to connect, it was dead for a while).

@@ -49,34 +49,12 @@ if ! install_statsd; then
 	exit
 fi
 
-# A port nobody uses now: udp (on 127.0.0.1 and, with IPv6, ::1) or tcp.
-free_port() {
-	python3 - "$1" "$HAVE_V6" <<'PY'
-import socket, sys
-udp, v6 = sys.argv[1] == "udp", sys.argv[2] == "yes"
-for _ in range(100):
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)]
-    socks[0].bind(("127.0.0.1", 0))
-    port = socks[0].getsockname()[1]
-    try:
-        if v6:
-            socks.append(socket.socket(socket.AF_INET6, socks[0].type))
-            socks[1].bind(("::1", port))
-        print(port)
-        break
-    except OSError:
-        pass
-    finally:
-        for s in socks:
-            s.close()
-PY
-}
-
-HAVE_V6=no
+# Ports nobody uses now, on 127.0.0.1 and, with IPv6, ::1 (free_port ... v6).
+HAVE_V6=no V6=
 python3 -c 'import socket; socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).bind(("::1", 0))' \
-	2>/dev/null && HAVE_V6=yes
-SD_PORT=$(free_port udp)
-MG_PORT=$(free_port tcp)
+	2>/dev/null && HAVE_V6=yes V6=v6
+SD_PORT=$(free_port udp $V6)
+MG_PORT=$(free_port tcp $V6)
 if [ "$HAVE_V6" = yes ]; then
 	SD_LISTEN='address: "::", address_ipv6: true' # dual stack: IPv4 too
 else
@@ -380,7 +358,7 @@ PY
 	DG_TOTAL=${why%% *}
 }
 for size in 1432 512; do
-	port=$(free_port udp)
+	port=$(free_port udp $V6)
 	listen "$port" "$TMP/dg$size.txt"
 	sed -e "s/^host = .*/host = 127.0.0.1:$port\ndatagram_size = $size/" \
 		-e "s/^prefix = fan$/prefix = a.rather.long.prefix.to.need.several.datagrams/" \

@@ -50,10 +50,6 @@ prerequisites() {
 }
 prerequisites
 
-bound_port() { # bound_port ERRFILE NODE
-	sed -n "s|^pktpipe: $2: info: bound to tcp://127.0.0.1:\([0-9]*\)$|\1|p" "$1" | head -n 1
-}
-
 # ------------------------------------------------------------------ #
 # Real frames from a zmq-out sender                                   #
 
@@ -114,7 +110,7 @@ storm_run() { # storm_run RUN WIRE MUTANTS SEED
 	printf '[in]\nplugin = zmq-in\nendpoint = tcp://127.0.0.1:*\nwire = %s\nmax_message = %s\n\n[out]\nplugin = pcap-out\ninput = in\npath = %s\nlinktype = RAW\nprecision = ns\n' \
 		"$wire" "$MAX_MESSAGE" "$TMP/$run.pcap" >"$TMP/$run.ini"
 	start "$run" "$TMP/$run.ini"
-	if ! wait_for 20 grep -q ': info: bound to ' "$TMP/$run.err"; then
+	if ! wait_bound "$TMP/$run.err" 1 20; then
 		fail "$run: receiver did not bind: $(tail -n 3 "$TMP/$run.err")"
 		return
 	fi

@@ -22,8 +22,6 @@ if [ "$(id -u)" -ne 0 ] || ! command -v tcpdump >/dev/null || [ ! -c /dev/net/tu
 	exit
 fi
 
-nsx() { ip netns exec "$NS" "$@"; }
-
 ip netns add "$NS" || { fail "ip netns add $NS"; finish; exit; }
 on_exit "ip netns del $NS"
 # No IPv6 in the namespace: the kernel sends nothing of its own on the TAP.

@@ -82,10 +82,6 @@ vg_stop() {
 	vg_check "$1" "$status"
 }
 
-bound_port() { # bound_port ERRFILE NODE
-	sed -n "s|^pktpipe: $2: info: bound to tcp://127.0.0.1:\([0-9]*\)$|\1|p" "$1" | head -n 1
-}
-
 # ------------------------------------------------------------------ #
 # The host alone, and files                                           #
 
@@ -162,7 +158,7 @@ if have zmq-in && have zmq-out && have pcap-in && have pcap-out; then
 			printf '[old-out]\nplugin = pcap-out\ninput = old\npath = %s\nlinktype = 12\nsnaplen = 65535\n\n' "$TMP/old.pcap"
 		fi
 		if have statsd; then
-			deadport=$("$PY" -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+			deadport=$(free_port udp)
 			printf '[sd]\nplugin = statsd\nhost = 127.0.0.1:%s\ninterval = 100ms\nstats_endpoint = %s\n' \
 				"$deadport" "$TMP/stats.sock"
 		fi
@@ -224,10 +220,7 @@ fi
 # ------------------------------------------------------------------ #
 # nflog and tap-out, in a network namespace                           #
 
-NS="ppvg-$$"
-if { have nflog || have tap-out; } && ip netns add "$NS" 2>/dev/null; then
-	on_exit "ip netns del $NS"
-	ip -n "$NS" link set lo up
+if { have nflog || have tap-out; } && new_ns "ppvg-$$"; then
 	chmod 711 "$TMP"
 	mkdir -m 777 "$TMP/nobody"
 	if have nflog && have pcap-out && command -v iptables >/dev/null; then
@@ -256,8 +249,6 @@ if { have nflog || have tap-out; } && ip netns add "$NS" 2>/dev/null; then
 		vg_check tap $?
 		expect_balanced "tap" "$TMP/tap.json"
 	fi
-elif have nflog || have tap-out; then
-	fail "cannot create a network namespace for nflog and tap-out (root?)"
 fi
 
 finish

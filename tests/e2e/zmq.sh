@@ -31,14 +31,6 @@ fi
 # ------------------------------------------------------------------ #
 # Helpers                                                             #
 
-# bound_port ERRFILE NODE: the tcp port NODE logged it bound.
-bound_port() {
-	sed -n "s|^pktpipe: $2: info: bound to tcp://127.0.0.1:\([0-9]*\)$|\1|p" "$1" | head -n 1
-}
-
-wait_bound() { # wait_bound ERRFILE COUNT
-	wait_for 60 bash -c "[ \$(grep -c ': info: bound to ' '$1') -ge $2 ]"
-}
 
 # ------------------------------------------------------------------ #
 # The corpus, through the wire                                        #
@@ -119,7 +111,7 @@ corpus_batch() {
 	mkdir -p "$TMP/out"
 	corpus_graphs "$t" "$from" "$to"
 	start rx "$TMP/rx.ini"
-	if ! wait_bound "$TMP/rx.err" $n; then
+	if ! wait_bound "$TMP/rx.err" $n 60; then
 		fail "$what: receiver did not bind: $(tail -n 3 "$TMP/rx.err")"
 		stop rx KILL
 		return
@@ -159,7 +151,7 @@ ETH_N=($(awk -F'\t' '$2 == 1 && $1 < 3000' "$TMP/corpus.list" | sort -n -r | hea
 printf '[in]\nplugin = zmq-in\nendpoint = tcp://127.0.0.1:*\nrcvhwm = 100000\n\n[out]\nplugin = pcap-out\ninput = in\npath = %s\nprecision = ns\n' \
 	"$TMP/two.pcap" >"$TMP/two-rx.ini"
 start two-rx "$TMP/two-rx.ini"
-if wait_bound "$TMP/two-rx.err" 1; then ok; else fail "two senders: no bind"; fi
+if wait_bound "$TMP/two-rx.err" 1 60; then ok; else fail "two senders: no bind"; fi
 port=$(bound_port "$TMP/two-rx.err" in)
 for k in 0 1; do
 	printf '[src]\nplugin = pcap-in\npath = %s\nloop = 5\n\n[z]\nplugin = zmq-out\ninput = src\nendpoint = tcp://127.0.0.1:%s\nsndhwm = 100000\nbatch_packets = 64\nlinger = 60s\n' \
@@ -217,7 +209,7 @@ restart_rx() { # restart_rx NAME ENDPOINT
 	printf '[in]\nplugin = zmq-in\nendpoint = %s\n\n[out]\nplugin = pcap-out\ninput = in\npath = %s\nprecision = ns\n' \
 		"$2" "$TMP/$1.pcap" >"$TMP/$1.ini"
 	start "$1" "$TMP/$1.ini"
-	wait_bound "$TMP/$1.err" 1 && ok || fail "restart: $1 did not bind: $(tail -n 2 "$TMP/$1.err")"
+	wait_bound "$TMP/$1.err" 1 60 && ok || fail "restart: $1 did not bind: $(tail -n 2 "$TMP/$1.err")"
 }
 restart_rx rx1 "tcp://127.0.0.1:*"
 port=$(bound_port "$TMP/rx1.err" in)
@@ -248,7 +240,7 @@ expect_eq "restart: bad frames" "$(stat "$TMP/rx2.json" in frames_bad)" 0
 printf '[in]\nplugin = zmq-in\nsocket = sub\nendpoint = tcp://127.0.0.1:*\n\n[out]\nplugin = pcap-out\ninput = in\npath = %s\n' \
 	"$TMP/sub.pcap" >"$TMP/sub.ini"
 start sub "$TMP/sub.ini"
-wait_bound "$TMP/sub.err" 1 && ok || fail "pub/sub: no bind"
+wait_bound "$TMP/sub.err" 1 60 && ok || fail "pub/sub: no bind"
 port=$(bound_port "$TMP/sub.err" in)
 printf '[src]\nplugin = pcap-in\npath = %s\nloop = 0\nrate = 200KiB/s\n\n[z]\nplugin = zmq-out\ninput = src\nsocket = pub\nendpoint = tcp://127.0.0.1:%s\n' \
 	"${ETH[0]}" "$port" >"$TMP/pub.ini"
@@ -340,7 +332,7 @@ PY
 printf '[in]\nplugin = zmq-in\nendpoint = tcp://127.0.0.1:*\nmax_message = 64KiB\n\n[out]\nplugin = pcap-out\ninput = in\npath = %s\n' \
 	"$TMP/big.pcap" >"$TMP/big.ini"
 start big "$TMP/big.ini"
-wait_bound "$TMP/big.err" 1 && ok || fail "max_message: no bind"
+wait_bound "$TMP/big.err" 1 60 && ok || fail "max_message: no bind"
 rm -f "$TMP/stop"
 spawn peer "$PY" "$TMP/peer-big.py" "$(bound_port "$TMP/big.err" in)" "$TMP/stop"
 wait_total big 30 pcap-out packets_out 3 && ok || fail "max_message: nothing after the oversized message"
@@ -558,7 +550,7 @@ curve_tx() {
 
 curve_rx crx "$TMP/server.key"
 start crx "$TMP/crx.ini"
-wait_bound "$TMP/crx.err" 1 && ok || fail "curve: no bind: $(tail -n 2 "$TMP/crx.err")"
+wait_bound "$TMP/crx.err" 1 60 && ok || fail "curve: no bind: $(tail -n 2 "$TMP/crx.err")"
 port=$(bound_port "$TMP/crx.err" in)
 # Refused first: whatever they got through would show in the count below.
 curve_tx stranger "$port" "$TMP/other.key"

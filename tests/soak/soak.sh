@@ -57,7 +57,7 @@ RING=no
 [ -f "$BUILD/plugins/ring.so" ] && [ -x "$BUILD/pktpipe-query" ] && RING=yes
 STATSD=no
 [ -f "$BUILD/plugins/statsd.so" ] && STATSD=yes
-deadport=$(python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+deadport=$(free_port udp)
 {
 	printf '[in]\nplugin = zmq-in\nendpoint = tcp://127.0.0.1:*\nrcvhwm = 10000\n\n'
 	if have_key pcap-out rotate_size; then
@@ -71,8 +71,8 @@ deadport=$(python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.S
 } >"$TMP/rx.ini"
 start rx "$TMP/rx.ini"
 wait_for 20 grep -q 'in: info: bound to' "$TMP/rx.err" || fail "receiver: no bind: $(tail -n 3 "$TMP/rx.err")"
-port=$(sed -n 's|^pktpipe: in: info: bound to tcp://127.0.0.1:\([0-9]*\)$|\1|p' "$TMP/rx.err" | head -n 1)
-rport=$(sed -n 's|^pktpipe: ring: info: bound to tcp://127.0.0.1:\([0-9]*\)$|\1|p' "$TMP/rx.err" | head -n 1)
+port=$(bound_port "$TMP/rx.err" in)
+rport=$(bound_port "$TMP/rx.err" ring)
 printf '[src]\nplugin = pcap-in\npath = %s\nloop = 0\nrate = %s\n\n[z]\nplugin = zmq-out\ninput = src\nendpoint = tcp://127.0.0.1:%s\nsndhwm = 10000\nlinger = 30s\n' \
 	"$INPUT" "$RATE" "$port" >"$TMP/tx.ini"
 start tx "$TMP/tx.ini"
