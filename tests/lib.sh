@@ -93,6 +93,43 @@ reap() {
 }
 
 # ------------------------------------------------------------------ #
+# Prerequisites                                                       #
+
+# need_plugins NAME...: a fail for each plugin not built in $BUILD/plugins;
+# 1 if any is missing.
+need_plugins() {
+	local p missing=0
+	for p in "$@"; do
+		[ -f "$BUILD/plugins/$p.so" ] || { fail "plugin $p not built in $BUILD/plugins"; missing=1; }
+	done
+	return $missing
+}
+
+# need_tools PROGRAM...: a fail for each program not on PATH; 1 if any is.
+need_tools() {
+	local t missing=0
+	for t in "$@"; do
+		command -v "$t" >/dev/null 2>&1 || { fail "$t is missing"; missing=1; }
+	done
+	return $missing
+}
+
+# need_pyzmq: a fail (and 1) when $PY has no zmq module.
+need_pyzmq() {
+	"$PY" -c 'import zmq' 2>/dev/null && return 0
+	fail "python3-zmq is not installed for $PY (apt-get install python3-zmq)"
+	return 1
+}
+
+# finish_if_failed: after the prerequisites, end the suite (finish, exit 1)
+# if any check failed so far.
+finish_if_failed() {
+	[ "$FAILED" -eq 0 ] && return 0
+	finish
+	exit 1
+}
+
+# ------------------------------------------------------------------ #
 # Processes in the background, by name                               #
 
 # spawn NAME COMMAND...: COMMAND in the background, stdin from /dev/null,

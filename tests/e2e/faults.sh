@@ -27,22 +27,11 @@ SUITE=faults
 INPUT="$CORPUS/babel_rfc6126bis.pcap"
 START_READY=10 # start waits until pktpipe can take a SIGUSR1
 
-prerequisites() {
-	local p t
-	for p in pcap-in pcap-out zmq-in zmq-out statsd; do
-		[ -f "$BUILD/plugins/$p.so" ] || fail "plugin $p not built in $BUILD/plugins"
-	done
-	for t in tcpdump unshare mount python3; do
-		command -v "$t" >/dev/null || fail "$t is missing"
-	done
-	[ -f "$INPUT" ] || fail "no $INPUT"
-	[ "$(id -u)" = 0 ] || fail "needs root (a tmpfs in a mount namespace)"
-	if [ "$FAILED" -ne 0 ]; then
-		finish
-		exit 1
-	fi
-}
-prerequisites
+need_plugins pcap-in pcap-out zmq-in zmq-out statsd
+need_tools tcpdump unshare mount python3
+[ -f "$INPUT" ] || fail "no $INPUT"
+[ "$(id -u)" = 0 ] || fail "needs root (a tmpfs in a mount namespace)"
+finish_if_failed
 
 # ------------------------------------------------------------------ #
 # Helpers                                                             #

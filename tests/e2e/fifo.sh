@@ -20,23 +20,11 @@
 SUITE=fifo
 . "$(dirname "$0")/../lib.sh"
 
-prerequisites() {
-	local t missing=""
-	for t in tcpdump tshark capinfos mergecap editcap mkfifo; do
-		command -v "$t" >/dev/null 2>&1 || missing="$missing $t"
-	done
-	[ -n "$missing" ] && fail "missing tools:$missing"
-	"$PY" -c 'import zmq' 2>/dev/null || fail "python3-zmq is not installed for $PY"
-	for t in pcap-in pcap-out zmq-in zmq-out; do
-		[ -f "$BUILD/plugins/$t.so" ] || fail "$BUILD/plugins/$t.so not built"
-	done
-	[ -x "$PCAPCMP" ] || fail "$PCAPCMP not built"
-	if [ "$FAILED" -ne 0 ]; then
-		finish
-		exit 1
-	fi
-}
-prerequisites
+need_tools tcpdump tshark capinfos mergecap editcap mkfifo
+need_pyzmq
+need_plugins pcap-in pcap-out zmq-in zmq-out
+[ -x "$PCAPCMP" ] || fail "$PCAPCMP not built"
+finish_if_failed
 
 # ------------------------------------------------------------------ #
 # Helpers                                                             #

@@ -14,22 +14,12 @@ SUITE=nflog
 UDP="$BUILD/tools/nflog-udp"
 PORT=9999
 
-prerequisites() {
-	local t missing=""
-	for t in ip iptables ip6tables nft ping tcpdump tshark capinfos python3 taskset; do
-		command -v "$t" >/dev/null 2>&1 || missing="$missing $t"
-	done
-	[ -n "$missing" ] && fail "missing tools:$missing"
-	[ "$(id -u)" = 0 ] || fail "needs root: network namespaces and NFLOG rules"
-	[ -f "$BUILD/plugins/nflog.so" ] || fail "$BUILD/plugins/nflog.so not built (libnetfilter_log?)"
-	[ -x "$UDP" ] || fail "$UDP not built"
-	getent passwd nobody >/dev/null || fail "no user 'nobody' to drop privileges to"
-	if [ "$FAILED" -ne 0 ]; then
-		finish
-		exit 1
-	fi
-}
-prerequisites
+need_tools ip iptables ip6tables nft ping tcpdump tshark capinfos python3 taskset
+[ "$(id -u)" = 0 ] || fail "needs root: network namespaces and NFLOG rules"
+[ -f "$BUILD/plugins/nflog.so" ] || fail "$BUILD/plugins/nflog.so not built (libnetfilter_log?)"
+[ -x "$UDP" ] || fail "$UDP not built"
+getent passwd nobody >/dev/null || fail "no user 'nobody' to drop privileges to"
+finish_if_failed
 # Where a pktpipe that became nobody can still write its stats.
 chmod 711 "$TMP"
 mkdir -m 777 "$TMP/nobody"

@@ -31,11 +31,7 @@ SUITE=ratelimit
 TOOLS="$ROOT/tests/tools"
 MIB=1048576
 
-if ! "$PY" -c 'import zmq' 2>/dev/null; then
-	fail "python3-zmq is not installed for $PY (apt-get install python3-zmq)"
-	finish
-	exit
-fi
+need_pyzmq || { finish; exit; }
 
 # ------------------------------------------------------------------ #
 # Helpers                                                             #

@@ -24,11 +24,7 @@ SUITE=ring
 QUERY="$BUILD/pktpipe-query"
 RP="$ROOT/tests/tools/ring-pcap.py"
 
-if ! "$PY" -c 'import zmq' 2>/dev/null; then
-	fail "python3-zmq is not installed for $PY (apt-get install python3-zmq)"
-	finish
-	exit
-fi
+need_pyzmq || { finish; exit; }
 for tool in "$QUERY" "$PCAPCMP" "$BUILD/plugins/ring.so"; do
 	[ -e "$tool" ] || { fail "$tool is not built"; finish; exit; }
 done

@@ -23,23 +23,12 @@ SUITE=security
 
 KEYGEN="$BUILD/tools/zmq-keygen"
 
-prerequisites() {
-	local p t
-	for p in zmq-in zmq-out pcap-out nflog; do
-		[ -f "$BUILD/plugins/$p.so" ] || fail "plugin $p not built in $BUILD/plugins"
-	done
-	for t in ip iptables ping setpriv ss; do
-		command -v "$t" >/dev/null || fail "$t is missing"
-	done
-	[ -x "$KEYGEN" ] || fail "$KEYGEN not built"
-	[ "$(id -u)" = 0 ] || fail "needs root"
-	getent passwd nobody >/dev/null || fail "no user nobody"
-	if [ "$FAILED" -ne 0 ]; then
-		finish
-		exit 1
-	fi
-}
-prerequisites
+need_plugins zmq-in zmq-out pcap-out nflog
+need_tools ip iptables ping setpriv ss
+[ -x "$KEYGEN" ] || fail "$KEYGEN not built"
+[ "$(id -u)" = 0 ] || fail "needs root"
+getent passwd nobody >/dev/null || fail "no user nobody"
+finish_if_failed
 NOBODY_UID=$(id -u nobody)
 NOBODY_GID=$(id -g nobody)
 # Where processes that became nobody write.

@@ -29,13 +29,7 @@ SUITE=shard
 FLOWS=("$PY" "$ROOT/tests/tools/shard-flows.py")
 SHIFT=100000 # seconds: the second replay of the failover run
 
-for so in zmq-out zmq-in pcap-in pcap-out; do
-	if [ ! -f "$BUILD/plugins/$so.so" ]; then
-		fail "$BUILD/plugins/$so.so is not built"
-		finish
-		exit 1
-	fi
-done
+need_plugins zmq-out zmq-in pcap-in pcap-out || { finish; exit 1; }
 
 # ------------------------------------------------------------------ #
 # Helpers                                                             #

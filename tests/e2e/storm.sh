@@ -35,20 +35,9 @@ CODECS=""
 [ -f "$BUILD/plugins/zlib.so" ] && CODECS="$CODECS,1"
 [ -f "$BUILD/plugins/zstd.so" ] && CODECS="$CODECS,2"
 
-prerequisites() {
-	local p
-	if ! "$PY" -c 'import zmq' 2>/dev/null; then
-		fail "python3-zmq is not installed for $PY (apt-get install python3-zmq)"
-	fi
-	for p in pcap-in pcap-out zmq-in zmq-out zlib; do
-		[ -f "$BUILD/plugins/$p.so" ] || fail "plugin $p not built in $BUILD/plugins"
-	done
-	if [ "$FAILED" -ne 0 ]; then
-		finish
-		exit 1
-	fi
-}
-prerequisites
+need_pyzmq
+need_plugins pcap-in pcap-out zmq-in zmq-out zlib
+finish_if_failed
 
 # ------------------------------------------------------------------ #
 # Real frames from a zmq-out sender                                   #

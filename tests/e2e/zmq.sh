@@ -22,11 +22,7 @@ SUITE=zmq
 
 BATCH=${ZMQ_BATCH:-100}
 
-if ! "$PY" -c 'import zmq' 2>/dev/null; then
-	fail "python3-zmq is not installed for $PY (apt-get install python3-zmq)"
-	finish
-	exit
-fi
+need_pyzmq || { finish; exit; }
 
 # ------------------------------------------------------------------ #
 # Helpers                                                             #

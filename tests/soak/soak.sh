@@ -34,14 +34,9 @@ WARMUP=$((TOTAL / 10 > 20 ? TOTAL / 10 : 20))
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=16"
 START_READY=20 # start waits until pktpipe can take a SIGUSR1
 
-for p in pcap-in pcap-out zmq-in zmq-out; do
-	[ -f "$BUILD/plugins/$p.so" ] || fail "plugin $p not built in $BUILD/plugins"
-done
+need_plugins pcap-in pcap-out zmq-in zmq-out
 [ -f "$INPUT" ] || fail "no $INPUT"
-if [ "$FAILED" -ne 0 ]; then
-	finish
-	exit 1
-fi
+finish_if_failed
 
 # ------------------------------------------------------------------ #
 # Helpers                                                             #
