@@ -300,6 +300,65 @@ new_ns() {
 # ($! would be a subshell): spawn NAME ip netns exec "$NS" COMMAND... .
 nsx() { ip netns exec "$NS" "$@"; }
 
+# ------------------------------------------------------------------ #
+# Graphs and their output                                             #
+
+# run_graph NAME [SECONDS [ARGS...]]: pktpipe -c $TMP/NAME.ini ARGS... to its
+# end, at most SECONDS (default 120); stats in $TMP/NAME.json, stderr in
+# $TMP/NAME.err; its exit status in $status, and returned.
+run_graph() {
+	local name=$1 limit=${2:-120}
+	shift $(($# < 2 ? $# : 2))
+	timeout "$limit" "$PKTPIPE" -c "$TMP/$name.ini" --stats-json "$TMP/$name.json" "$@" \
+		2>"$TMP/$name.err" >/dev/null
+	status=$?
+	return $status
+}
+
+# pcap_receiver NAME: zmq-in (a free tcp port, rcvhwm 100000) -> pcap-out
+# (precision ns) into $TMP/NAME.pcap, started as NAME; the port in $port.
+# A fail (and 1) if it does not bind.
+pcap_receiver() {
+	printf '[in]\nplugin = zmq-in\nendpoint = tcp://127.0.0.1:*\nrcvhwm = 100000\n\n[out]\nplugin = pcap-out\ninput = in\npath = %s\nprecision = ns\n' \
+		"$TMP/$1.pcap" >"$TMP/$1.ini"
+	start "$1" "$TMP/$1.ini"
+	port=""
+	wait_bound "$TMP/$1.err" && port=$(bound_port "$TMP/$1.err" in)
+	[ -n "$port" ] || fail "$1: the receiver did not bind: $(tail -n 3 "$TMP/$1.err")"
+	[ -n "$port" ]
+}
+
+# settle NAME SENT: the pcap_receiver NAME wrote SENT packets (a bounded
+# wait), then stops (SIGTERM, 60 s): exit 0, balanced, SENT written, no bad
+# frame.
+settle() {
+	wait_stat "$1" 60 out packets_out -ge "$2" ||
+		fail "$1: the receiver wrote $(stat "$TMP/$1.json" out packets_out) of $2 packets"
+	stop "$1" TERM 60
+	expect_eq "$1: receiver exit" "$status" 0
+	expect_balanced "$1: receiver" "$TMP/$1.json"
+	expect_eq "$1: receiver wrote what was sent" "$(stat "$TMP/$1.json" out packets_out)" "$2"
+	expect_eq "$1: bad frames" "$(stat "$TMP/$1.json" in frames_bad)" 0
+}
+
+# same WHAT A B: captures A and B hold the same packets (pcapcmp).
+same() {
+	local why
+	if why=$("$PCAPCMP" "$2" "$3" 2>&1); then ok; else fail "$1: $why"; fi
+}
+
+# sanitizer_clean WHAT FILE...: no ASan, LSan or UBSan report in the files
+# (stderr of processes of an ASan build).
+sanitizer_clean() {
+	local what=$1
+	shift
+	if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$@" 2>/dev/null; then
+		fail "$what: sanitizer report: $(grep -h -m1 -E 'Sanitizer|runtime error:' "$@")"
+	else
+		ok
+	fi
+}
+
 finish() {
 	echo "${SUITE}: ${PASSED} passed, ${FAILED} failed"
 	[ "$FAILED" -eq 0 ]

@@ -63,14 +63,6 @@ print(f"{n} clean" if rc == -2 else f"{n} damaged: {pcap.pcap_geterr(p).decode()
 PY
 }
 
-sanitizer_clean() { # sanitizer_clean WHAT ERRFILE
-	if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$2"; then
-		fail "$1: sanitizer report: $(grep -m1 -E 'Sanitizer|runtime error:' "$2")"
-	else
-		ok
-	fi
-}
-
 # ------------------------------------------------------------------ #
 # The receiver killed and restarted under load                        #
 
@@ -177,7 +169,7 @@ deadport=$(free_port udp)
 bytes=$(command stat -c %s "$INPUT")
 printf '[src]\nplugin = pcap-in\npath = %s\nrate = %d\n\n[out]\nplugin = pcap-out\ninput = src\npath = %s\nprecision = ns\n\n[sd]\nplugin = statsd\nhost = 127.0.0.1:%s\ninterval = 20ms\n' \
 	"$INPUT" $((bytes)) "$TMP/sd.pcap" "$deadport" >"$TMP/sd.ini"
-timeout 60 "$PKTPIPE" -c "$TMP/sd.ini" --stats-json "$TMP/sd.json" 2>"$TMP/sd.err" >/dev/null
+run_graph sd 60
 expect_eq "statsd down: exit" "$?" 0
 expect_balanced "statsd down" "$TMP/sd.json"
 expect_eq "statsd down: capture" "$("$BUILD/tools/pcapcmp" "$INPUT" "$TMP/sd.pcap" 2>&1)" \

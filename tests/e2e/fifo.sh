@@ -226,7 +226,7 @@ plugin = pcap-out
 input = src
 path = $FIFO
 INI
-timeout 30 "$PKTPIPE" -c "$TMP/none.ini" --stats-json "$TMP/none.json" 2>"$TMP/none.err"
+run_graph none 30
 expect_eq "never a reader: exit" "$?" 0
 expect_eq "never a reader: no-reader" "$(stat "$TMP/none.json" ids dropped no-reader)" "$N0"
 expect_balanced "never a reader" "$TMP/none.json"
@@ -241,7 +241,7 @@ graph() { # graph NAME "pcap-in keys" "pcap-out keys"
 		"$TMP/input.pcap" "$2" "$3" >"$TMP/$1.ini"
 }
 graph size "loop = 3" "path = $TMP/size/cap-%Y.pcap\nrotate_size = 64KiB"
-timeout 60 "$PKTPIPE" -c "$TMP/size.ini" --stats-json "$TMP/size.json" 2>"$TMP/size.err"
+run_graph size 60
 expect_eq "size: exit" "$?" 0
 expect_balanced "size" "$TMP/size.json"
 read -r -a want <<<"$(pcaps sizes "$TMP/input.pcap" 3 65536)"
@@ -260,7 +260,7 @@ for ((i = 0; i < ${#want[@]}; i++)); do
 done
 mergecap -F pcap -a -w "$TMP/size-all.pcap" "${files[@]}"
 mergecap -F pcap -a -w "$TMP/input3.pcap" "$TMP/input.pcap" "$TMP/input.pcap" "$TMP/input.pcap"
-if why=$("$PCAPCMP" "$TMP/input3.pcap" "$TMP/size-all.pcap" 2>&1); then ok; else fail "size: content: $why"; fi
+same "size: content" "$TMP/input3.pcap" "$TMP/size-all.pcap"
 
 # rotate_count keeps the newest, and only those.
 rm -rf "$TMP/size"/*
@@ -276,7 +276,7 @@ expect_contains "keep: deletions logged" "$(cat "$TMP/keep.err")" "deleted (rota
 # by time: a file per second; names from strftime; together the input.
 mkdir "$TMP/time"
 graph time "rate = 150KiB/s" "path = $TMP/time/t-%Y%m%d-%H%M%S.pcap\nrotate_interval = 1s"
-timeout 60 "$PKTPIPE" -c "$TMP/time.ini" --stats-json "$TMP/time.json" 2>"$TMP/time.err"
+run_graph time 60
 expect_eq "time: exit" "$?" 0
 expect_balanced "time" "$TMP/time.json"
 mapfile -t tfiles < <(ls "$TMP/time" | sort)
@@ -289,7 +289,7 @@ for f in "${tfiles[@]}"; do
 	tpaths+=("$TMP/time/$f")
 done
 mergecap -F pcap -a -w "$TMP/time-all.pcap" "${tpaths[@]}"
-if why=$("$PCAPCMP" "$TMP/input.pcap" "$TMP/time-all.pcap" 2>&1); then ok; else fail "time: content: $why"; fi
+same "time: content" "$TMP/input.pcap" "$TMP/time-all.pcap"
 
 # SIGHUP under load, the file moved away first (logrotate): every part valid,
 # together the input in order.
@@ -308,7 +308,7 @@ expect_eq "hup: files" "$(stat "$TMP/hup.json" out files)" 4
 for f in "$TMP"/hup.pcap.[123] "$TMP/hup.pcap"; do valid "hup" "$f"; done
 mergecap -F pcap -a -w "$TMP/hup-all.pcap" "$TMP"/hup.pcap.[123] "$TMP/hup.pcap"
 mergecap -F pcap -a -w "$TMP/input2.pcap" "$TMP/input.pcap" "$TMP/input.pcap"
-if why=$("$PCAPCMP" "$TMP/input2.pcap" "$TMP/hup-all.pcap" 2>&1); then ok; else fail "hup: content: $why"; fi
+same "hup: content" "$TMP/input2.pcap" "$TMP/hup-all.pcap"
 
 # ------------------------------------------------------------------ #
 # Append                                                              #
@@ -318,7 +318,7 @@ for i in 1 2 3; do timeout 30 "$PKTPIPE" -c "$TMP/app.ini" 2>"$TMP/app.err"; don
 expect_eq "append: exit" "$?" 0
 valid "append" "$TMP/app.pcap"
 expect_eq "append: packets" "$(count "$TMP/app.pcap")" $((3 * N0))
-if why=$("$PCAPCMP" "$TMP/input3.pcap" "$TMP/app.pcap" 2>&1); then ok; else fail "append: content: $why"; fi
+same "append: content" "$TMP/input3.pcap" "$TMP/app.pcap"
 # A record torn by a crash is cut off, and the file goes on whole.
 head -c -7 "$TMP/app.pcap" >"$TMP/torn.pcap" && mv "$TMP/torn.pcap" "$TMP/app.pcap"
 timeout 30 "$PKTPIPE" -c "$TMP/app.ini" 2>"$TMP/app.err"

@@ -61,14 +61,7 @@ send() {
 		printf '\n[z]\nplugin = zmq-out\ninput = src\nendpoint = tcp://127.0.0.1:%s\n' "$port"
 		printf 'sndhwm = 100000\nlinger = 30s\n'
 	} >"$TMP/$name.ini"
-	timeout 120 "$PKTPIPE" -c "$TMP/$name.ini" --stats-json "$TMP/$name.json" \
-		2>"$TMP/$name.err" >/dev/null
-}
-
-# same WHAT EXPECTED ACTUAL: pcapcmp says they hold the same packets.
-same() {
-	local why
-	if why=$("$PCAPCMP" "$2" "$3" 2>&1); then ok; else fail "$1: $why"; fi
+	run_graph "$name"
 }
 
 # query WHAT OUT [pktpipe-query args...]: a query that must succeed.

@@ -86,8 +86,7 @@ send() {
 		printf '[z]\nplugin = zmq-out\ninput = src\nendpoint = %s\n' "$(endpoints)"
 		printf '%s\n' "$@"
 	} >"$TMP/$name.ini"
-	timeout 120 "$PKTPIPE" -c "$TMP/$name.ini" --stats-json "$TMP/$name.json" \
-		2>"$TMP/$name.err" >/dev/null
+	run_graph "$name"
 }
 
 # json FILE KEY: a field of the JSON flows.py check printed.
@@ -315,7 +314,7 @@ fi
 if [ -f "$BUILD/plugins/zlib.so" ]; then
 	printf '[src]\nplugin = pcap-in\npath = %s\n\n[zip]\nplugin = zlib\ninput = src\n\n[z]\nplugin = zmq-out\ninput = zip\nendpoint = ipc://%s/a.ipc, ipc://%s/b.ipc\nshard = flow\nlinger = 0\n' \
 		"$TMP/in.pcap" "$TMP" "$TMP" >"$TMP/frames.ini"
-	timeout 60 "$PKTPIPE" -c "$TMP/frames.ini" --stats-json "$TMP/frames.json" 2>"$TMP/frames.err" >/dev/null
+	run_graph frames 60
 	expect_eq "frames: exit" "$?" 0
 	expect_balanced "frames" "$TMP/frames.json"
 	expect_eq "frames: dropped" "$(stat "$TMP/frames.json" z dropped frame)" "$N"

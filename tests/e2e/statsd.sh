@@ -96,11 +96,7 @@ for v in "$N1" "$N2" "$N3" "$B1" "$B2" "$B3"; do
 	[ "${v:-0}" -gt 0 ] || { fail "capinfos/tshark could not count the captures"; finish; exit; }
 done
 
-run() { # run NAME: $TMP/NAME.ini; status in $status, stats in $TMP/NAME.json
-	timeout 60 "$PKTPIPE" "${P[@]}" -c "$TMP/$1.ini" --stats-json "$TMP/$1.json" \
-		>/dev/null 2>"$TMP/$1.err"
-	status=$?
-}
+run() { run_graph "$1" 60 "${P[@]}"; } # run NAME: run_graph, 60 s at most
 
 # metric FILE NAME: a value of a statsd table ("absent" if it is not there);
 # a timer's samples are summed.

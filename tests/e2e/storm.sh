@@ -62,7 +62,7 @@ for b in 1 3 8 32; do
 		$k "$TMP/raw.pcap" $k $k "$(cat "$TMP/port")" $b >>"$TMP/tx.ini"
 	k=$((k + 1))
 done
-timeout 60 "$PKTPIPE" -c "$TMP/tx.ini" --stats-json "$TMP/tx.json" 2>"$TMP/tx.err" >/dev/null
+run_graph tx 60
 expect_eq "sender exit" "$?" 0
 sent=$(python3 -c 'import json,sys
 n = json.load(open(sys.argv[1]))["nodes"]
@@ -133,11 +133,7 @@ storm_run() { # storm_run RUN WIRE MUTANTS SEED
 	if [ "$bad" -gt 100 ] && [ "$lines" -lt $((bad / 10)) ]; then ok; else
 		fail "$run: $lines log lines for $bad bad frames: not rate limited, or too few bad frames"
 	fi
-	if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$TMP/$run.err"; then
-		fail "$run: sanitizer report: $(grep -m1 -E 'Sanitizer|runtime error' "$TMP/$run.err")"
-	else
-		ok
-	fi
+	sanitizer_clean "$run" "$TMP/$run.err"
 	python3 - "$run" "$TMP/$run.info" <<'PY'
 import json, sys
 i = json.load(open(sys.argv[2]))

@@ -113,7 +113,7 @@ corpus_batch() {
 		return
 	fi
 	corpus_senders "$t" "$from" "$to"
-	timeout 120 "$PKTPIPE" -c "$TMP/tx.ini" --stats-json "$TMP/tx.json" 2>"$TMP/tx.err" >/dev/null
+	run_graph tx
 	expect_eq "$what: sender exit" "$?" 0
 	expect_balanced "$what: sender" "$TMP/tx.json"
 	expect_eq "$what: hwm drops" "$(total "$TMP/tx.json" zmq-out dropped hwm)" 0
@@ -395,7 +395,7 @@ for kind in legacy legacy-rc; do
 	wait_for 20 test -s "$TMP/port" || fail "encoder $kind: the peer did not start"
 	printf '[src]\nplugin = pcap-in\npath = %s\n\n[z]\nplugin = zmq-out\ninput = src\nendpoint = tcp://127.0.0.1:%s\nwire = %s\nlinger = 30s\n' \
 		"$TMP/check.pcap" "$(cat "$TMP/port")" "$kind" >"$TMP/check.ini"
-	timeout 60 "$PKTPIPE" -c "$TMP/check.ini" --stats-json "$TMP/check.json" 2>"$TMP/check.err" >/dev/null
+	run_graph check 60
 	expect_eq "encoder $kind: exit" "$?" 0
 	reap "${PIDS[peer]}" 60
 	expect_eq "encoder $kind: byte-exact" "$(cat "$TMP/check.result" 2>/dev/null)" ok
@@ -541,7 +541,7 @@ curve_tx() {
 	printf '[src]\nplugin = pcap-in\npath = %s\n\n[z]\nplugin = zmq-out\ninput = src\nendpoint = tcp://127.0.0.1:%s\nlinger = %s\n' \
 		"${ETH[0]}" "$2" "$linger" >"$TMP/$1.ini"
 	[ -n "${3:-}" ] && printf 'curve_secret_key = %s\ncurve_server_key = %s\n' "$3" "$SERVER_PUB" >>"$TMP/$1.ini"
-	timeout 60 "$PKTPIPE" -c "$TMP/$1.ini" --stats-json "$TMP/$1.json" 2>"$TMP/$1.err" >/dev/null
+	run_graph "$1" 60
 }
 
 curve_rx crx "$TMP/server.key"
@@ -562,7 +562,7 @@ expect_eq "curve: receiver exit" "$status" 0
 expect_eq "curve: only the allowed key delivers" "$(stat "$TMP/crx.json" out packets_out)" "$sent"
 expect_eq "curve: frames" "$(stat "$TMP/crx.json" in frames_in)" "$(stat "$TMP/friend.json" z frames_sent)"
 expect_contains "curve: refusal logged" "$(cat "$TMP/crx.err")" "refused a CurveZMQ client whose key is not in curve_allow: $(cat "$TMP/other.key.pub")"
-if "$PCAPCMP" "${ETH[0]}" "$TMP/crx.pcap" >/dev/null; then ok; else fail "curve: packets differ"; fi
+same "curve: packets differ" "${ETH[0]}" "$TMP/crx.pcap"
 
 # A key file others may read is refused, naming it.
 cp "$TMP/server.key" "$TMP/open.key"

@@ -162,11 +162,7 @@ expect_eq "receiver: every packet sent" "$(stat "$TMP/rx.json" in packets_out)" 
 expect_eq "receiver: network losses" "$(stat "$TMP/rx.json" in dropped network)" 0
 expect_eq "receiver: bad frames" "$(stat "$TMP/rx.json" in frames_bad)" 0
 expect_eq "receiver: written" "$(stat "$TMP/rx.json" out packets_out)" "$sent"
-if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$TMP/rx.err" "$TMP/tx.err"; then
-	fail "sanitizer report: $(grep -h -m1 -E 'Sanitizer|runtime error:' "$TMP/rx.err" "$TMP/tx.err")"
-else
-	ok
-fi
+sanitizer_clean "receiver and sender" "$TMP/rx.err" "$TMP/tx.err"
 echo "soak: $sent packets through in $MINUTES min"
 
 finish
