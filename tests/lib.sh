@@ -1,7 +1,27 @@
-# Shared helpers for the shell suites. Source it, set SUITE, then call
-# ok/fail (or expect_*) per check and `finish` at the end, which prints the
-# closing "SUITE: N passed, N failed" line and sets the exit status.
-# Every suite gets a private $TMP removed on exit, whatever happened.
+# Shared helpers for the shell suites (tests/e2e, tests/soak, and
+# tests/bench/bench.sh). Source it, set SUITE, then call ok/fail (or
+# expect_*) per check and `finish` at the end, which prints the closing
+# "SUITE: N passed, N failed" line and sets the exit status. Every suite
+# gets a private $TMP removed on exit, whatever happened, and BUILD
+# (absolute), ROOT, CORPUS, PKTPIPE, TESTPLUGINS, PCAPCMP, PY (the python3
+# that python3-zmq is for) and PIDS.
+#
+# What suites share beyond the checks, each defined once below:
+#   - prerequisites: need_plugins, need_tools, need_pyzmq, finish_if_failed;
+#   - processes in the background, by name: spawn NAME COMMAND... (any
+#     program: its pid in PIDS[NAME], its stderr in $TMP/NAME.err), start
+#     NAME INI (pktpipe, its stats in $TMP/NAME.json), ready, running,
+#     stop NAME [SIGNAL [SECONDS]], stop_pid, reap;
+#   - counters: stat, total, drops of a stats file; snapshot NAME (SIGUSR1)
+#     and wait_stat, wait_total, wait_snapshot on a running pktpipe;
+#   - ports and namespaces: bound_port, wait_bound, free_port, new_ns, nsx;
+#   - graphs and their output: run_graph, pcap_receiver, settle, same,
+#     sanitizer_clean.
+# What a suite needs differently is an argument or a variable of the shared
+# helper (a bound, a signal, START_READY, SNAPSHOT_WAIT, NETNS), not a copy.
+# Every wait is bounded (SECONDS arguments have defaults), and whatever a
+# helper starts or makes goes with on_exit, even on failure. `stat` here is
+# the counter reader: the program is `command stat`.
 set -u
 
 BUILD=${1:-build}
