@@ -25,10 +25,6 @@ BATCH=${ZMQ_BATCH:-100}
 need_pyzmq || { finish; exit; }
 
 # ------------------------------------------------------------------ #
-# Helpers                                                             #
-
-
-# ------------------------------------------------------------------ #
 # The corpus, through the wire                                        #
 
 # Every capture libpcap reads to the end (damaged ones are corpus.sh's
