@@ -15,33 +15,17 @@ nsx ip6tables -A OUTPUT -o lo -p ipv6-icmp --icmpv6-type echo-request -j NFLOG -
 chmod 711 "$TMP"
 mkdir -m 1777 "$TMP/pub"
 
-# tool NAME ARGS...: start an original tool in the namespace; pid in $pid
-# (stop_pid $pid TERM 15).
+# tool NAME ARGS...: start an original tool in the namespace, spawned as
+# pub/NAME: stats and stderr in $TMP/pub (snapshot pub/NAME, wait_stat); pid
+# in $pid (stop_pid $pid TERM 15).
 tool() {
 	local name=$1
 	shift
-	spawn "$name" ip netns exec "$NS" "$BUILD/$name" --stats-json "$TMP/pub/$name.json" "$@" \
+	spawn "pub/$name" ip netns exec "$NS" "$BUILD/$name" --stats-json "$TMP/pub/$name.json" "$@" \
 		>"$TMP/$name.out"
-	pid=${PIDS[$name]}
+	pid=${PIDS[pub/$name]}
 }
-
-# received STATS NODE N: wait until the node wrote N packets (SIGUSR1 snapshots).
-received() {
-	local file=$1 node=$2 want=$3 p=$4 i
-	for ((i = 0; i < 100; i++)); do
-		kill -USR1 "$p" 2>/dev/null
-		sleep 0.1
-		[ -s "$file" ] && [ "$(stat "$file" "$node" packets_out 2>/dev/null)" == "$want" ] && return 0
-	done
-	return 1
-}
-
-# reader_joined STATS PID: the receiver's FIFO has its reader (tcpdump).
-reader_joined() {
-	kill -USR1 "$2" 2>/dev/null
-	sleep 0.1
-	[ "$(stat "$1" fifo reader_sessions 2>/dev/null)" == 1 ]
-}
+RECV=pub/nflog-pcap-recv
 
 groups_bound() { nsx grep -qE '^ *0 ' /proc/net/netfilter/nfnetlink_log && nsx grep -qE '^ *1 ' /proc/net/netfilter/nfnetlink_log; }
 
@@ -78,13 +62,13 @@ tool nflog-pcap-recv "tcp://0.0.0.0:$P1" "$TMP/fifo"
 recv=$pid
 tool nflog-zmq-send -u nobody 0,1 "tcp://127.0.0.1:$P1"
 send=$pid
-if wait_for 10 groups_bound; then ok; else fail "sender did not bind groups 0 and 1: $(cat "$TMP/nflog-zmq-send.err")"; fi
-wait_for 10 reader_joined "$TMP/pub/nflog-pcap-recv.json" $recv ||
-	fail "tcpdump never joined the FIFO: $(tail -n 3 "$TMP/nflog-pcap-recv.err")"
+if wait_for 10 groups_bound; then ok; else fail "sender did not bind groups 0 and 1: $(cat "$TMP/pub/nflog-zmq-send.err")"; fi
+wait_stat $RECV 20 fifo reader_sessions = 1 ||
+	fail "tcpdump never joined the FIFO: $(tail -n 3 "$TMP/pub/nflog-pcap-recv.err")"
 expect_eq "sender runs as nobody" "$(awk '/^Uid:/ {print $2}' /proc/$send/status)" "$(id -u nobody)"
 expect_eq "sender keeps no capability" "$(awk '/^CapEff:/ {print $2}' /proc/$send/status)" 0000000000000000
 pings
-received "$TMP/pub/nflog-pcap-recv.json" fifo 10 $recv || fail "receiver wrote $(stat "$TMP/pub/nflog-pcap-recv.json" fifo packets_out) of 10 pings: $(tail -n 3 "$TMP/nflog-pcap-recv.err")"
+wait_stat $RECV 10 fifo packets_out = 10 || fail "receiver wrote $(stat "$TMP/pub/nflog-pcap-recv.json" fifo packets_out) of 10 pings: $(tail -n 3 "$TMP/pub/nflog-pcap-recv.err")"
 stop_pid $send TERM 15
 expect_eq "send: exit" "$?" 0
 stop_pid $recv TERM 15
@@ -114,7 +98,7 @@ tool nflog-zmq-send 0,1 "tcp://127.0.0.1:$P2"
 send=$pid
 wait_for 10 groups_bound || fail "chain: sender did not bind"
 pings
-received "$TMP/pub/nflog-pcap-recv.json" fifo 10 $recv || fail "chain: receiver wrote $(stat "$TMP/pub/nflog-pcap-recv.json" fifo packets_out) of 10"
+wait_stat $RECV 10 fifo packets_out = 10 || fail "chain: receiver wrote $(stat "$TMP/pub/nflog-pcap-recv.json" fifo packets_out) of 10"
 nsx timeout 30 "$BUILD/nflog-pcap-query" "tcp://127.0.0.1:$BIF" > "$TMP/query.pcap" 2>"$TMP/query.err"
 expect_eq "nflog-pcap-query: exit" "$?" 0
 expect_eq "nflog-pcap-query: the buffered pings" "$(tcpdump -nn -r "$TMP/query.pcap" 2>/dev/null | wc -l)" 10
@@ -136,7 +120,7 @@ tool nflog-zmq-send --rate-control --lwm 0.000001 0,1 "tcp://127.0.0.1:$P5"
 send=$pid
 wait_for 10 groups_bound || fail "rc: sender did not bind"
 pings
-received "$TMP/pub/nflog-pcap-recv.json" fifo 10 $recv || fail "rc: receiver wrote $(stat "$TMP/pub/nflog-pcap-recv.json" fifo packets_out) of 10"
+wait_stat $RECV 10 fifo packets_out = 10 || fail "rc: receiver wrote $(stat "$TMP/pub/nflog-pcap-recv.json" fifo packets_out) of 10"
 stop_pid $send TERM 15
 stop_pid $recv TERM 15
 expect_eq "rate-control pair: the pings" "$(tcpdump -nn -r "$TMP/rc.pcap" 2>/dev/null | wc -l)" 10
@@ -152,7 +136,7 @@ for kind in legacy rc; do
 		"$TMP/expect.pcap" "$TMP/info.json" 16777216 2>"$TMP/peer.err"
 	expect_eq "peer ($kind): exit" "$?" 0
 	n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["packets"])' "$TMP/info.json")
-	received "$TMP/pub/nflog-pcap-recv.json" fifo "$n" $recv || fail "peer ($kind): $(stat "$TMP/pub/nflog-pcap-recv.json" fifo packets_out) of $n"
+	wait_stat $RECV 10 fifo packets_out = "$n" || fail "peer ($kind): $(stat "$TMP/pub/nflog-pcap-recv.json" fifo packets_out) of $n"
 	stop_pid $recv TERM 15
 	expect_eq "peer ($kind): receiver survived malformed input" "$?" 0
 	if cmp -s "$TMP/peer.pcap" "$TMP/expect.pcap"; then ok; else
