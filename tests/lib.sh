@@ -157,6 +157,8 @@ finish_if_failed() {
 # PIDS[NAME], killed at exit. COMMAND is a program (or a chain of programs
 # that exec the next, e.g. ip netns exec NS setpriv ... pktpipe), not a
 # function: a function in the background is a subshell, and $! is that.
+# NAME may go down into a folder of $TMP (nobody/rx: beside the stats of a
+# process that gives up root).
 spawn() {
 	local name=$1
 	shift
