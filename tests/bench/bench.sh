@@ -17,23 +17,22 @@
 #
 # Knobs (environment): BENCH_RUNS (5), BENCH_ROWS ("1 2 3 4 5 6"),
 # BENCH_FLOOD_SECONDS (5).
+#
+# tests/lib.sh brings $TMP (removed at exit), PKTPIPE, CORPUS, on_exit and
+# the process helpers; sourced from the root, so that a relative BUILD_DIR
+# is the root's, as for make. It has no checks to count here: the exit
+# status is the table's.
 set -u
 
 BUILD_ARG=${1:-build}
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cd "$ROOT" || exit 2
-case "$BUILD_ARG" in /*) BUILD=$BUILD_ARG ;; *) BUILD=$ROOT/$BUILD_ARG ;; esac
+cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 2
+SUITE=bench
+. tests/lib.sh
 RUNS=${BENCH_RUNS:-5}
 ROWS=${BENCH_ROWS:-1 2 3 4 5 6}
 FLOOD=${BENCH_FLOOD_SECONDS:-5}
 BENCH=$BUILD/bench
-PKTPIPE=$BUILD/pktpipe
-CORPUS=$ROOT/../shared/corpus/pcap
 RT=$BENCH/runtime
-TMP=
-NS=
-MOUNTED=
-PIDS=()
 BROKEN=0
 TABLE=()
 COMMANDS=()
@@ -41,18 +40,6 @@ NOTES=()
 
 # ------------------------------------------------------------------ #
 # Plumbing                                                            #
-
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do
-		kill -9 "$p" 2>/dev/null
-	done
-	[ -n "$NS" ] && ip netns del "$NS" 2>/dev/null
-	[ -n "$MOUNTED" ] && umount "$MOUNTED" 2>/dev/null
-	[ -n "$TMP" ] && rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 say() { echo "bench: $*" >&2; }
 
@@ -92,34 +79,6 @@ mpps() { calc "$1 / 1e6" | awk '{ printf "%.2f", $1 }'; }
 # fmt EXPR [FORMAT]: the value of EXPR, formatted (default %.2f).
 fmt() { awk "BEGIN { printf \"${2:-%.2f}\", ($1) }"; }
 
-# The value of one counter in a --stats-json file: NODE FIELD [REASON].
-stat_json() {
-	python3 - "$@" <<-'PY'
-		import json, sys
-		n = json.load(open(sys.argv[1]))["nodes"][sys.argv[2]]
-		v = n[sys.argv[3]]
-		print(v.get(sys.argv[4], 0) if len(sys.argv) > 4 else v)
-	PY
-}
-
-# wait_for SECONDS COMMAND...: until it succeeds; 1 if it never did.
-wait_for() {
-	local limit=$1 i
-	shift
-	for ((i = 0; i < limit * 20; i++)); do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.05
-	done
-	return 1
-}
-
-# stop_pid PID: SIGTERM, wait at most 20 s, then SIGKILL.
-stop_pid() {
-	kill -TERM "$1" 2>/dev/null
-	timeout 20 tail --pid="$1" -f /dev/null 2>/dev/null || kill -9 "$1" 2>/dev/null
-	wait "$1" 2>/dev/null
-}
-
 # ------------------------------------------------------------------ #
 # Set-up                                                              #
 
@@ -151,14 +110,18 @@ build_helpers() {
 		"$cc" "${flags[@]}" -o "$BENCH/codec" tests/bench/codec.c -lpcap -ldl
 }
 
-# A tmpfs for every file: /dev/shm, or one mounted for the run.
+# A tmpfs for every file: $TMP moves to /dev/shm, or gets one mounted on it
+# for the run (lib.sh removes $TMP at exit, after the unmount).
 make_tmp() {
-	if [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ]; then
-		TMP=$(mktemp -d /dev/shm/pktpipe-bench.XXXXXX) && return 0
+	local shm
+	if [ "$(command stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] &&
+		shm=$(mktemp -d /dev/shm/pktpipe-bench.XXXXXX); then
+		rmdir "$TMP"
+		TMP=$shm
+		return 0
 	fi
-	TMP=$(mktemp -d "${TMPDIR:-/tmp}/pktpipe-bench.XXXXXX") || return 1
 	mount -t tmpfs -o size=8g pktpipe-bench "$TMP" || return 1
-	MOUNTED=$TMP
+	on_exit "umount $TMP"
 }
 
 # ------------------------------------------------------------------ #
@@ -191,7 +154,7 @@ copy_once() {
 		printf '[in]\nplugin = pcap-in\npath = %s\n\n[out]\nplugin = pcap-out\ninput = in\npath = %s\n' \
 			"$2" "$out" >"$TMP/copy.ini"
 		line=$("$RT" -- "$PKTPIPE" -q -c "$TMP/copy.ini" --stats-json "$TMP/copy.json") || return 1
-		[ "$(stat_json "$TMP/copy.json" out packets_out)" = "$3" ] || return 1
+		[ "$(stat "$TMP/copy.json" out packets_out)" = "$3" ] || return 1
 	else
 		line=$("$RT" -- tcpdump -r "$2" -w "$out" 2>/dev/null) || return 1
 	fi
@@ -238,23 +201,21 @@ row1() {
 # zmq_once FILE PACKETS SIZE: seconds from starting the sender until the
 # receiver's file is complete, or nothing if packets went missing.
 zmq_once() {
-	local file=$1 n=$2 size=$3 rx port line until
-	rm -f "$TMP/zrx.pcap" "$TMP/zrx.json" "$TMP/zrx.err"
+	local file=$1 n=$2 size=$3 port line until
+	rm -f "$TMP/zrx.pcap" "$TMP/zrx.json"
 	printf '[in]\nplugin = zmq-in\nendpoint = tcp://127.0.0.1:*\n\n[out]\nplugin = pcap-out\ninput = in\npath = %s\nflush = 1ms\n' \
 		"$TMP/zrx.pcap" >"$TMP/zrx.ini"
-	"$PKTPIPE" -c "$TMP/zrx.ini" --stats-json "$TMP/zrx.json" 2>"$TMP/zrx.err" &
-	rx=$!
-	PIDS+=("$rx")
-	wait_for 10 grep -q 'bound to tcp://' "$TMP/zrx.err"
-	port=$(sed -n 's|.*bound to tcp://127.0.0.1:\([0-9]*\)$|\1|p' "$TMP/zrx.err" | head -n 1)
+	start zrx "$TMP/zrx.ini"
+	wait_bound "$TMP/zrx.err" 1 10
+	port=$(bound_port "$TMP/zrx.err" in)
 	printf '[in]\nplugin = pcap-in\npath = %s\n\n[out]\nplugin = zmq-out\ninput = in\nendpoint = tcp://127.0.0.1:%s\nsndhwm = 100000\n' \
 		"$file" "$port" >"$TMP/ztx.ini"
 	line=$("$RT" -t 60 -w "$TMP/zrx.pcap" $((24 + n * (16 + size))) -- \
 		"$PKTPIPE" -q -c "$TMP/ztx.ini")
-	stop_pid "$rx"
+	stop zrx TERM 20
 	until=$(echo "$line" | field until)
 	[ -n "$port" ] && [ -f "$TMP/zrx.json" ] &&
-		[ "$(stat_json "$TMP/zrx.json" out packets_out)" = "$n" ] || return 1
+		[ "$(stat "$TMP/zrx.json" out packets_out)" = "$n" ] || return 1
 	echo "$until"
 }
 
@@ -304,7 +265,6 @@ row2() {
 GROUP=7
 ULOGD_LIB=
 
-nsx() { ip netns exec "$NS" "$@"; }
 group_bound() { nsx awk -v g="$GROUP" '$1 == g { f = 1 } END { exit !f }' /proc/net/netfilter/nfnetlink_log; }
 rule_packets() { nsx iptables -L OUTPUT -v -x -n | awk '/NFLOG/ { s += $1 } END { print s + 0 }'; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
@@ -323,9 +283,7 @@ ulogd_ready() {
 }
 
 nflog_setup() {
-	NS=pktpipe-bench-$$
-	ip netns add "$NS" || { NS=; return 1; }
-	ip -n "$NS" link set lo up &&
+	new_ns "pktpipe-bench-$$" &&
 		nsx iptables -A OUTPUT -o lo -p udp --dport 9999 -j NFLOG --nflog-group $GROUP --nflog-threshold 64
 }
 
@@ -381,13 +339,12 @@ nflog_once() {
 	rm -f "$TMP/nf-$tool.pcap"
 	nsx iptables -Z OUTPUT
 	if [ "$tool" = ulogd ]; then
-		ip netns exec "$NS" ulogd -c "$TMP/ulogd.conf" >/dev/null 2>&1 &
+		spawn nflog ip netns exec "$NS" ulogd -c "$TMP/ulogd.conf" >/dev/null
 	else
-		ip netns exec "$NS" "$PKTPIPE" -q -c "$TMP/nflog.ini" --stats-json "$TMP/nflog.json" \
-			>/dev/null 2>"$TMP/nflog.err" &
+		spawn nflog ip netns exec "$NS" "$PKTPIPE" -q -c "$TMP/nflog.ini" --stats-json "$TMP/nflog.json" \
+			>/dev/null
 	fi
-	pid=$!
-	PIDS+=("$pid")
+	pid=${PIDS[nflog]}
 	wait_for 10 group_bound || { kill -9 "$pid"; return 1; }
 	c0=$(cpu_ticks "$pid")
 	nsx "$BUILD/tools/nflog-udp" -t "$FLOOD" -s "$size" >/dev/null || { kill -9 "$pid"; return 1; }
@@ -395,7 +352,7 @@ nflog_once() {
 	# kernel's 1 s) and the reader's backlog.
 	sleep 1.5
 	c1=$(cpu_ticks "$pid")
-	stop_pid "$pid"
+	stop_pid "$pid" TERM 20
 	offered=$(rule_packets)
 	[ "$tool" = pktpipe ] && nflog_losses
 	captured=$("$BENCH/mkpcap" count "$TMP/nf-$tool.pcap" 2>/dev/null | cut -d' ' -f1)
@@ -410,7 +367,7 @@ row_nflog() { # ID SIZE
 	for ((r = 0; r < RUNS; r++)); do
 		for t in $( ((r % 2)) && echo "ulogd pktpipe" || echo "pktpipe ulogd"); do
 			o= c= s=
-			# Not in a subshell: LOSSES and PIDS are kept.
+			# Not in a subshell: LOSSES, PIDS and on_exit's list are kept.
 			nflog_once "$t" "$size" >"$TMP/nflog.result"
 			read -r o c s <"$TMP/nflog.result"
 			if [ -z "${s:-}" ] || [ "${o:-0}" -eq 0 ]; then
@@ -535,14 +492,13 @@ kib() { awk -v k="$2" '$1 == k":" { print $2 }' "/proc/$1/status"; }
 # mem_once FILE PACKETS: "idle_kib peak_kib", or nothing.
 mem_once() {
 	local file=$1 n=$2 rx port idle peak
-	rm -f "$TMP/mrx.json" "$TMP/mrx.err"
+	rm -f "$TMP/mrx.json"
 	printf '[in]\nplugin = zmq-in\nendpoint = tcp://127.0.0.1:*\n\n[ring]\nplugin = ring\ninput = in\nwindow = %sMiB\n' \
 		"$WINDOW_MIB" >"$TMP/mrx.ini"
-	"$PKTPIPE" -c "$TMP/mrx.ini" --stats-json "$TMP/mrx.json" 2>"$TMP/mrx.err" &
-	rx=$!
-	PIDS+=("$rx")
-	wait_for 10 grep -q 'bound to tcp://' "$TMP/mrx.err"
-	port=$(sed -n 's|.*in: info: bound to tcp://127.0.0.1:\([0-9]*\)$|\1|p' "$TMP/mrx.err" | head -n 1)
+	start mrx "$TMP/mrx.ini"
+	rx=${PIDS[mrx]}
+	wait_bound "$TMP/mrx.err" 1 10
+	port=$(bound_port "$TMP/mrx.err" in)
 	idle=$(kib "$rx" VmRSS)
 	# Paced, so that what waits is the ring's, not libzmq's queues.
 	printf '[in]\nplugin = pcap-in\npath = %s\nrate = 100MiB/s\n\n[out]\nplugin = zmq-out\ninput = in\nendpoint = tcp://127.0.0.1:%s\n' \
@@ -550,9 +506,9 @@ mem_once() {
 	"$PKTPIPE" -q -c "$TMP/mtx.ini" >/dev/null 2>&1
 	sleep 0.5
 	peak=$(kib "$rx" VmHWM)
-	stop_pid "$rx"
+	stop mrx TERM 20
 	[ -n "$port" ] && [ -n "$peak" ] && [ -f "$TMP/mrx.json" ] &&
-		[ "$(stat_json "$TMP/mrx.json" ring packets_in)" = "$n" ] || return 1
+		[ "$(stat "$TMP/mrx.json" ring packets_in)" = "$n" ] || return 1
 	echo "$idle $peak"
 }
 

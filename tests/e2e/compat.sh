@@ -5,54 +5,27 @@
 SUITE=compat
 . "$(dirname "$0")/../lib.sh"
 
-NS="pp-compat-$$"
-PY=/usr/bin/python3
-ip netns add "$NS" || { fail "ip netns add"; finish; exit; }
-on_exit "ip netns del $NS"
-nsx() { ip netns exec "$NS" "$@"; }
-nsx ip link set lo up
+new_ns "pp-compat-$$" || { finish; exit; }
+NETNS=$NS # free_port: ports free in the namespace, where the tools run
 nsx sysctl -qw net.ipv6.conf.all.disable_ipv6=0 2>/dev/null
 nsx iptables -A OUTPUT -o lo -p icmp --icmp-type echo-request -j NFLOG --nflog-group 0
 nsx ip6tables -A OUTPUT -o lo -p ipv6-icmp --icmpv6-type echo-request -j NFLOG --nflog-group 1
-
-port() { nsx "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # A sender that drops to nobody must still write its stats.
 chmod 711 "$TMP"
 mkdir -m 1777 "$TMP/pub"
 
-# tool NAME ARGS...: start an original tool in the namespace; pid in $pid.
+# tool NAME ARGS...: start an original tool in the namespace, spawned as
+# pub/NAME: stats and stderr in $TMP/pub (snapshot pub/NAME, wait_stat); pid
+# in $pid (stop_pid $pid TERM 15).
 tool() {
 	local name=$1
 	shift
-	ip netns exec "$NS" "$BUILD/$name" --stats-json "$TMP/pub/$name.json" "$@" \
-		</dev/null >"$TMP/$name.out" 2>"$TMP/$name.err" &
-	pid=$!
-	on_exit "kill -9 $pid"
+	spawn "pub/$name" ip netns exec "$NS" "$BUILD/$name" --stats-json "$TMP/pub/$name.json" "$@" \
+		>"$TMP/$name.out"
+	pid=${PIDS[pub/$name]}
 }
-
-stop_pid() { # SIGTERM, bounded wait, exit status in $?
-	kill -TERM "$1" 2>/dev/null
-	reap "$1" 15
-}
-
-# received STATS NODE N: wait until the node wrote N packets (SIGUSR1 snapshots).
-received() {
-	local file=$1 node=$2 want=$3 p=$4 i
-	for ((i = 0; i < 100; i++)); do
-		kill -USR1 "$p" 2>/dev/null
-		sleep 0.1
-		[ -s "$file" ] && [ "$(stat "$file" "$node" packets_out 2>/dev/null)" == "$want" ] && return 0
-	done
-	return 1
-}
-
-# reader_joined STATS PID: the receiver's FIFO has its reader (tcpdump).
-reader_joined() {
-	kill -USR1 "$2" 2>/dev/null
-	sleep 0.1
-	[ "$(stat "$1" fifo reader_sessions 2>/dev/null)" == 1 ]
-}
+RECV=pub/nflog-pcap-recv
 
 groups_bound() { nsx grep -qE '^ *0 ' /proc/net/netfilter/nfnetlink_log && nsx grep -qE '^ *1 ' /proc/net/netfilter/nfnetlink_log; }
 
@@ -82,27 +55,25 @@ expect_eq "missing argument: exit" "$?" 2
 expect_eq "another tool's option: exit" "$?" 2
 
 # --- the README's example: NFLOG -> send -> recv -> FIFO -> tcpdump ------
-P1=$(port)
+P1=$(free_port)
 mkfifo "$TMP/fifo"
-nsx tcpdump -nn -r "$TMP/fifo" -w "$TMP/seen.pcap" 2>"$TMP/tcpdump.err" &
-tcpd=$!
-on_exit "kill -9 $tcpd"
+spawn tcpdump ip netns exec "$NS" tcpdump -nn -r "$TMP/fifo" -w "$TMP/seen.pcap"
 tool nflog-pcap-recv "tcp://0.0.0.0:$P1" "$TMP/fifo"
 recv=$pid
 tool nflog-zmq-send -u nobody 0,1 "tcp://127.0.0.1:$P1"
 send=$pid
-if wait_for 10 groups_bound; then ok; else fail "sender did not bind groups 0 and 1: $(cat "$TMP/nflog-zmq-send.err")"; fi
-wait_for 10 reader_joined "$TMP/pub/nflog-pcap-recv.json" $recv ||
-	fail "tcpdump never joined the FIFO: $(tail -n 3 "$TMP/nflog-pcap-recv.err")"
+if wait_for 10 groups_bound; then ok; else fail "sender did not bind groups 0 and 1: $(cat "$TMP/pub/nflog-zmq-send.err")"; fi
+wait_stat $RECV 20 fifo reader_sessions = 1 ||
+	fail "tcpdump never joined the FIFO: $(tail -n 3 "$TMP/pub/nflog-pcap-recv.err")"
 expect_eq "sender runs as nobody" "$(awk '/^Uid:/ {print $2}' /proc/$send/status)" "$(id -u nobody)"
 expect_eq "sender keeps no capability" "$(awk '/^CapEff:/ {print $2}' /proc/$send/status)" 0000000000000000
 pings
-received "$TMP/pub/nflog-pcap-recv.json" fifo 10 $recv || fail "receiver wrote $(stat "$TMP/pub/nflog-pcap-recv.json" fifo packets_out) of 10 pings: $(tail -n 3 "$TMP/nflog-pcap-recv.err")"
-stop_pid $send
+wait_stat $RECV 10 fifo packets_out = 10 || fail "receiver wrote $(stat "$TMP/pub/nflog-pcap-recv.json" fifo packets_out) of 10 pings: $(tail -n 3 "$TMP/pub/nflog-pcap-recv.err")"
+stop_pid $send TERM 15
 expect_eq "send: exit" "$?" 0
-stop_pid $recv
+stop_pid $recv TERM 15
 expect_eq "recv: exit" "$?" 0
-timeout 10 tail --pid=$tcpd -f /dev/null
+reap "${PIDS[tcpdump]}" 10
 expect_eq "tcpdump sees the IPv4 pings" "$(tcpdump -nn -r "$TMP/seen.pcap" 'icmp[icmptype] = icmp-echo' 2>/dev/null | wc -l)" 5
 expect_eq "tcpdump sees the IPv6 pings" "$(tcpdump -nn -r "$TMP/seen.pcap" 'icmp6 and ip6[40] = 128' 2>/dev/null | wc -l)" 5
 expect_eq "nothing else" "$(tcpdump -nn -r "$TMP/seen.pcap" 2>/dev/null | wc -l)" 10
@@ -116,7 +87,7 @@ expect_balanced "recv" "$TMP/pub/nflog-pcap-recv.json"
 # --- rate control, the relay chain, and the buffer interface --------------
 # send --rate-control -> compress -> decompress -> recv --rate-control? No:
 # compress emits legacy-rc, decompress turns it back into plain legacy.
-P2=$(port); P3=$(port); P4=$(port); BIF=$(port)
+P2=$(free_port); P3=$(free_port); P4=$(free_port); BIF=$(free_port)
 tool nflog-pcap-recv --buffer-interface "tcp://127.0.0.1:$BIF" --buffer-window 4 "tcp://0.0.0.0:$P4" "$TMP/chain.pcap"
 recv=$pid
 tool nflog-zmq-decompress "tcp://0.0.0.0:$P3" "tcp://127.0.0.1:$P4"
@@ -127,11 +98,11 @@ tool nflog-zmq-send 0,1 "tcp://127.0.0.1:$P2"
 send=$pid
 wait_for 10 groups_bound || fail "chain: sender did not bind"
 pings
-received "$TMP/pub/nflog-pcap-recv.json" fifo 10 $recv || fail "chain: receiver wrote $(stat "$TMP/pub/nflog-pcap-recv.json" fifo packets_out) of 10"
+wait_stat $RECV 10 fifo packets_out = 10 || fail "chain: receiver wrote $(stat "$TMP/pub/nflog-pcap-recv.json" fifo packets_out) of 10"
 nsx timeout 30 "$BUILD/nflog-pcap-query" "tcp://127.0.0.1:$BIF" > "$TMP/query.pcap" 2>"$TMP/query.err"
 expect_eq "nflog-pcap-query: exit" "$?" 0
 expect_eq "nflog-pcap-query: the buffered pings" "$(tcpdump -nn -r "$TMP/query.pcap" 2>/dev/null | wc -l)" 10
-for p in $send $comp $dec $recv; do stop_pid $p; done
+for p in $send $comp $dec $recv; do stop_pid $p TERM 15; done
 expect_eq "chain: pings through compress and decompress" "$(tcpdump -nn -r "$TMP/chain.pcap" 2>/dev/null | wc -l)" 10
 expect_balanced "compress" "$TMP/pub/nflog-zmq-compress.json"
 if [ "$(stat "$TMP/pub/nflog-zmq-compress.json" shaper frames_compressed 2>/dev/null || echo 0)" -gt 0 ]; then ok; else
@@ -142,21 +113,21 @@ st=$?
 if [ $st -ne 0 ] && [ $st -ne 124 ]; then ok; else fail "nflog-pcap-query against nothing: exit $st (must fail within its own timeout)"; fi
 
 # rate-control pair
-P5=$(port)
+P5=$(free_port)
 tool nflog-pcap-recv --rate-control "tcp://0.0.0.0:$P5" "$TMP/rc.pcap"
 recv=$pid
 tool nflog-zmq-send --rate-control --lwm 0.000001 0,1 "tcp://127.0.0.1:$P5"
 send=$pid
 wait_for 10 groups_bound || fail "rc: sender did not bind"
 pings
-received "$TMP/pub/nflog-pcap-recv.json" fifo 10 $recv || fail "rc: receiver wrote $(stat "$TMP/pub/nflog-pcap-recv.json" fifo packets_out) of 10"
-stop_pid $send
-stop_pid $recv
+wait_stat $RECV 10 fifo packets_out = 10 || fail "rc: receiver wrote $(stat "$TMP/pub/nflog-pcap-recv.json" fifo packets_out) of 10"
+stop_pid $send TERM 15
+stop_pid $recv TERM 15
 expect_eq "rate-control pair: the pings" "$(tcpdump -nn -r "$TMP/rc.pcap" 2>/dev/null | wc -l)" 10
 
 # --- exact bytes from an independent legacy peer --------------------------
 for kind in legacy rc; do
-	P6=$(port)
+	P6=$(free_port)
 	rcopt=()
 	[ $kind = rc ] && rcopt=(--rate-control)
 	tool nflog-pcap-recv "${rcopt[@]}" "tcp://127.0.0.1:$P6" "$TMP/peer.pcap"
@@ -165,8 +136,8 @@ for kind in legacy rc; do
 		"$TMP/expect.pcap" "$TMP/info.json" 16777216 2>"$TMP/peer.err"
 	expect_eq "peer ($kind): exit" "$?" 0
 	n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["packets"])' "$TMP/info.json")
-	received "$TMP/pub/nflog-pcap-recv.json" fifo "$n" $recv || fail "peer ($kind): $(stat "$TMP/pub/nflog-pcap-recv.json" fifo packets_out) of $n"
-	stop_pid $recv
+	wait_stat $RECV 10 fifo packets_out = "$n" || fail "peer ($kind): $(stat "$TMP/pub/nflog-pcap-recv.json" fifo packets_out) of $n"
+	stop_pid $recv TERM 15
 	expect_eq "peer ($kind): receiver survived malformed input" "$?" 0
 	if cmp -s "$TMP/peer.pcap" "$TMP/expect.pcap"; then ok; else
 		fail "peer ($kind): pcap differs from the original's: $(cmp "$TMP/peer.pcap" "$TMP/expect.pcap" 2>&1)"

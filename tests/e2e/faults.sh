@@ -24,100 +24,21 @@
 SUITE=faults
 . "$(dirname "$0")/../lib.sh"
 
-PY=/usr/bin/python3
 INPUT="$CORPUS/babel_rfc6126bis.pcap"
-declare -A PIDS
+START_READY=10 # start waits until pktpipe can take a SIGUSR1
 
-prerequisites() {
-	local p t
-	for p in pcap-in pcap-out zmq-in zmq-out statsd; do
-		[ -f "$BUILD/plugins/$p.so" ] || fail "plugin $p not built in $BUILD/plugins"
-	done
-	for t in tcpdump unshare mount python3; do
-		command -v "$t" >/dev/null || fail "$t is missing"
-	done
-	[ -f "$INPUT" ] || fail "no $INPUT"
-	[ "$(id -u)" = 0 ] || fail "needs root (a tmpfs in a mount namespace)"
-	if [ "$FAILED" -ne 0 ]; then
-		finish
-		exit 1
-	fi
-}
-prerequisites
+need_plugins pcap-in pcap-out zmq-in zmq-out statsd
+need_tools tcpdump unshare mount python3
+[ -f "$INPUT" ] || fail "no $INPUT"
+[ "$(id -u)" = 0 ] || fail "needs root (a tmpfs in a mount namespace)"
+finish_if_failed
 
 # ------------------------------------------------------------------ #
 # Helpers                                                             #
 
-# ready PID: PID is pktpipe (not a shell about to exec it) and has its
-# signals on its signalfd (SIGUSR1 and SIGHUP blocked): before that, a
-# SIGUSR1 would kill it.
-ready() {
-	local blk
-	[ "$(readlink "/proc/$1/exe" 2>/dev/null)" = "$(readlink -f "$PKTPIPE")" ] || return 1
-	blk=$(sed -n 's/^SigBlk:[[:space:]]*//p' "/proc/$1/status" 2>/dev/null)
-	[ -n "$blk" ] && [ $((0x$blk & 0x201)) -eq $((0x201)) ]
-}
-
-start() { # start NAME INI: pktpipe in the background, stats in $TMP/NAME.json
-	"$PKTPIPE" -c "$2" --stats-json "$TMP/$1.json" 2>"$TMP/$1.err" >/dev/null &
-	PIDS[$1]=$!
-	on_exit "kill -9 ${PIDS[$1]}"
-	wait_for 10 ready "${PIDS[$1]}" || fail "$1: not running: $(tail -n 3 "$TMP/$1.err")"
-}
-
-stop() { # stop NAME [SIGNAL]: bounded wait; exit status in $status
-	local pid=${PIDS[$1]}
-	{
-		kill -"${2:-TERM}" "$pid"
-		timeout 30 tail --pid="$pid" -f /dev/null || kill -9 "$pid"
-		wait "$pid"
-	} 2>/dev/null
-	status=$?
-}
-
-snapshot() { # fresh $TMP/NAME.json (SIGUSR1)
-	rm -f "$TMP/$1.json"
-	kill -USR1 "${PIDS[$1]}" 2>/dev/null && wait_for 10 test -s "$TMP/$1.json"
-}
-
 # now NAME NODE FIELD [REASON]: a counter from a fresh snapshot (-1: none).
 now() {
 	if snapshot "$1"; then stat "$TMP/$1.json" "$2" "$3" ${4:+"$4"}; else echo -1; fi
-}
-
-# wait_above NAME SECONDS NODE FIELD VALUE [REASON]: until the counter
-# exceeds VALUE.
-wait_above() {
-	local name=$1 limit=$2 node=$3 field=$4 value=$5 reason=${6:-} i
-	for ((i = 0; i < limit * 4; i++)); do
-		[ "$(now "$name" "$node" "$field" $reason)" -gt "$value" ] && return 0
-		sleep 0.25
-	done
-	return 1
-}
-
-# drops JSON NODE: the sum of a node's drops.
-drops() {
-	python3 -c 'import json,sys
-print(sum(json.load(open(sys.argv[1]))["nodes"][sys.argv[2]]["dropped"].values()))' "$1" "$2"
-}
-
-# wait_drops NAME SECONDS NODE VALUE: until the node's drops exceed VALUE.
-wait_drops() {
-	local i
-	for ((i = 0; i < $2 * 4; i++)); do
-		snapshot "$1" && [ "$(drops "$TMP/$1.json" "$3")" -gt "$4" ] && return 0
-		sleep 0.25
-	done
-	return 1
-}
-
-wait_bound() { # wait_bound ERRFILE COUNT
-	wait_for 20 bash -c "[ \$(grep -c ': info: bound to ' '$1') -ge $2 ]"
-}
-
-bound_port() { # bound_port ERRFILE NODE
-	sed -n "s|^pktpipe: $2: info: bound to tcp://127.0.0.1:\([0-9]*\)$|\1|p" "$1" | tail -n 1
 }
 
 # pcap_check FILE: "PACKETS clean" if libpcap reads it to its end, else
@@ -142,14 +63,6 @@ print(f"{n} clean" if rc == -2 else f"{n} damaged: {pcap.pcap_geterr(p).decode()
 PY
 }
 
-sanitizer_clean() { # sanitizer_clean WHAT ERRFILE
-	if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$2"; then
-		fail "$1: sanitizer report: $(grep -m1 -E 'Sanitizer|runtime error:' "$2")"
-	else
-		ok
-	fi
-}
-
 # ------------------------------------------------------------------ #
 # The receiver killed and restarted under load                        #
 
@@ -160,25 +73,25 @@ rx_ini() { # rx_ini NAME ENDPOINT
 
 rx_ini rx0 "tcp://127.0.0.1:*"
 start rx0 "$TMP/rx0.ini"
-wait_bound "$TMP/rx0.err" 1 || fail "receiver: no bind: $(tail -n 2 "$TMP/rx0.err")"
+wait_bound "$TMP/rx0.err" 1 20 || fail "receiver: no bind: $(tail -n 2 "$TMP/rx0.err")"
 port=$(bound_port "$TMP/rx0.err" in)
 printf '[src]\nplugin = pcap-in\npath = %s\nloop = 0\nrate = 300KiB/s\n\n[z]\nplugin = zmq-out\ninput = src\nendpoint = tcp://127.0.0.1:%s\nsndhwm = 20\nbatch_packets = 8\nlinger = 0\n' \
 	"$INPUT" "$port" >"$TMP/tx.ini"
 start tx "$TMP/tx.ini"
-wait_above rx0 20 out packets_out 50 || fail "receiver: no packets before the first kill"
+wait_stat rx0 20 out packets_out -gt 50 || fail "receiver: no packets before the first kill"
 rx=rx0
 for k in 1 2 3; do
 	stop $rx KILL
 	src0=$(now tx src packets_out)
 	hwm0=$(now tx z dropped hwm)
 	# The outage: the source goes on, libzmq's queue fills, drops are counted.
-	wait_above tx 10 z dropped "$hwm0" hwm && ok || fail "restart $k: no hwm drops counted while the receiver was away"
-	wait_above tx 10 src packets_out "$((src0 + 100))" && ok || fail "restart $k: the sender stalled while the receiver was away"
+	wait_stat tx 10 z dropped -gt "$hwm0" hwm && ok || fail "restart $k: no hwm drops counted while the receiver was away"
+	wait_stat tx 10 src packets_out -gt "$((src0 + 100))" && ok || fail "restart $k: the sender stalled while the receiver was away"
 	rx=rx$k
 	rx_ini $rx "tcp://127.0.0.1:$port"
 	start $rx "$TMP/$rx.ini"
-	wait_bound "$TMP/$rx.err" 1 || fail "restart $k: the new receiver did not bind port $port: $(tail -n 2 "$TMP/$rx.err")"
-	wait_above $rx 20 out packets_out 20 && ok || fail "restart $k: the new receiver got nothing"
+	wait_bound "$TMP/$rx.err" 1 20 || fail "restart $k: the new receiver did not bind port $port: $(tail -n 2 "$TMP/$rx.err")"
+	wait_stat $rx 20 out packets_out -gt 20 && ok || fail "restart $k: the new receiver got nothing"
 done
 stop tx
 expect_eq "restarts: sender exit" "$status" 0
@@ -186,7 +99,7 @@ expect_balanced "restarts: sender" "$TMP/tx.json"
 hwm=$(stat "$TMP/tx.json" z dropped hwm)
 sent=$(stat "$TMP/tx.json" z packets_sent)
 echo "faults: receiver restarts: sender sent $sent packets, dropped $hwm (hwm) in 3 outages"
-wait_above $rx 5 in frames_in 0 >/dev/null
+wait_stat $rx 5 in frames_in -gt 0 >/dev/null
 sleep 0.3
 stop $rx
 expect_eq "restarts: last receiver exit" "$status" 0
@@ -203,11 +116,10 @@ FIFO="$TMP/ids.fifo"
 mkfifo "$FIFO"
 on_exit "rm -f $FIFO"
 # reader K: tcpdump reading the FIFO, one line per packet in $TMP/readerK.txt
-# (not under timeout: $! must be tcpdump itself; on_exit bounds it).
+# (not under timeout: its pid must be tcpdump itself; on_exit bounds it).
 reader() {
-	tcpdump -l -nn -r "$FIFO" >"$TMP/reader$1.txt" 2>"$TMP/reader$1.err" &
-	READER=$!
-	on_exit "kill -9 $READER"
+	spawn "reader$1" tcpdump -l -nn -r "$FIFO" >"$TMP/reader$1.txt"
+	READER=${PIDS[reader$1]}
 }
 lines() { wc -l <"$TMP/reader$1.txt"; }
 
@@ -220,15 +132,14 @@ reader 0
 start fifo "$TMP/fifo.ini"
 wait_for 20 bash -c "[ \$(wc -l < '$TMP/reader0.txt') -ge 20 ]" && ok || fail "fifo: the first reader got nothing: $(cat "$TMP/reader0.err")"
 for k in 1 2 3 4; do
-	kill -9 $READER
-	{ wait $READER; } 2>/dev/null
+	stop_pid "$READER" KILL
 	in0=$(now fifo out packets_in)
 	drop0=$(drops "$TMP/fifo.json" out)
 	src0=$(now fifo src packets_out)
 	# Nobody reads: the source and pcap-out go on, and count what is lost.
-	wait_above fifo 10 src packets_out "$((src0 + 100))" && ok || fail "fifo: restart $k: the source stalled without a reader"
-	wait_above fifo 10 out packets_in "$in0" && ok || fail "fifo: restart $k: pcap-out took nothing without a reader"
-	wait_drops fifo 10 out "$drop0" && ok || fail "fifo: restart $k: no drop counted without a reader"
+	wait_stat fifo 10 src packets_out -gt "$((src0 + 100))" && ok || fail "fifo: restart $k: the source stalled without a reader"
+	wait_stat fifo 10 out packets_in -gt "$in0" && ok || fail "fifo: restart $k: pcap-out took nothing without a reader"
+	wait_snapshot fifo 10 -gt "$drop0" drops "$TMP/fifo.json" out && ok || fail "fifo: restart $k: no drop counted without a reader"
 	if kill -0 "${PIDS[fifo]}" 2>/dev/null; then ok; else fail "fifo: restart $k: pktpipe died"; fi
 	reader $k
 	if [ $sessions = yes ]; then
@@ -254,11 +165,11 @@ sanitizer_clean "fifo" "$TMP/fifo.err"
 # ------------------------------------------------------------------ #
 # statsd down                                                         #
 
-deadport=$("$PY" -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+deadport=$(free_port udp)
 bytes=$(command stat -c %s "$INPUT")
 printf '[src]\nplugin = pcap-in\npath = %s\nrate = %d\n\n[out]\nplugin = pcap-out\ninput = src\npath = %s\nprecision = ns\n\n[sd]\nplugin = statsd\nhost = 127.0.0.1:%s\ninterval = 20ms\n' \
 	"$INPUT" $((bytes)) "$TMP/sd.pcap" "$deadport" >"$TMP/sd.ini"
-timeout 60 "$PKTPIPE" -c "$TMP/sd.ini" --stats-json "$TMP/sd.json" 2>"$TMP/sd.err" >/dev/null
+run_graph sd 60
 expect_eq "statsd down: exit" "$?" 0
 expect_balanced "statsd down" "$TMP/sd.json"
 expect_eq "statsd down: capture" "$("$BUILD/tools/pcapcmp" "$INPUT" "$TMP/sd.pcap" 2>&1)" \
@@ -275,25 +186,23 @@ mkdir -p "$FULL"
 printf '[src]\nplugin = pcap-in\npath = %s\nloop = 0\nrate = 100KiB/s\n\n[out]\nplugin = pcap-out\ninput = src\npath = %s\nflush = 20ms\n' \
 	"$INPUT" "$FULL/out.pcap" >"$TMP/full.ini"
 # A private mount namespace: the tmpfs goes with its last process. unshare
-# and sh exec, so $! is pktpipe itself.
-unshare -m --propagation private sh -c '
+# and sh exec, so the pid spawn keeps is pktpipe itself.
+spawn full unshare -m --propagation private sh -c '
 	mount -t tmpfs -o size=1m pktpipe-faults "$1" &&
 	head -c 900k /dev/zero >"$1/filler" &&
-	exec "$2" -c "$3" --stats-json "$4" 2>"$5" >/dev/null' sh \
-	"$FULL" "$PKTPIPE" "$TMP/full.ini" "$TMP/full.json" "$TMP/full.err" &
-PIDS[full]=$!
-on_exit "kill -9 ${PIDS[full]}"
-wait_for 10 ready "${PIDS[full]}" || fail "full: not running: $(tail -n 3 "$TMP/full.err" 2>&1)"
+	exec "$2" -c "$3" --stats-json "$4" >/dev/null' sh \
+	"$FULL" "$PKTPIPE" "$TMP/full.ini" "$TMP/full.json"
+running full
 INSIDE="/proc/${PIDS[full]}/root$FULL"
-wait_above full 20 out dropped 0 write-error && ok || fail "full: no write-error drops: $(tail -n 3 "$TMP/full.err")"
+wait_stat full 20 out dropped -gt 0 write-error && ok || fail "full: no write-error drops: $(tail -n 3 "$TMP/full.err")"
 if kill -0 "${PIDS[full]}" 2>/dev/null; then ok; else fail "full: pktpipe died: $(tail -n 3 "$TMP/full.err")"; fi
 src0=$(now full src packets_out)
-wait_above full 10 src packets_out "$((src0 + 100))" && ok || fail "full: the source stalled on a full disk"
+wait_stat full 10 src packets_out -gt "$((src0 + 100))" && ok || fail "full: the source stalled on a full disk"
 grep -q 'No space left on device' "$TMP/full.err" && ok || fail "full: ENOSPC not logged: $(tail -n 3 "$TMP/full.err")"
 werr=$(now full out dropped write-error)
 out0=$(stat "$TMP/full.json" out packets_out)
 rm -f "$INSIDE/filler" || fail "full: cannot delete the filler through $INSIDE"
-wait_above full 10 out packets_out "$((out0 + 50))" && ok || fail "full: writing did not recover once space returned"
+wait_stat full 10 out packets_out -gt "$((out0 + 50))" && ok || fail "full: writing did not recover once space returned"
 werr1=$(now full out dropped write-error)
 sleep 0.5
 expect_eq "full: no more write errors after recovery" "$(now full out dropped write-error)" "$werr1"
@@ -316,12 +225,12 @@ sanitizer_clean "full" "$TMP/full.err"
 printf '[src]\nplugin = pcap-in\npath = %s\nloop = 0\nrate = 500KiB/s\n\n[out]\nplugin = pcap-out\ninput = src\npath = %s\nprecision = ns\nflush = 10ms\n' \
 	"$INPUT" "$TMP/hup.pcap" >"$TMP/hup.ini"
 start hup "$TMP/hup.ini"
-wait_above hup 20 out packets_out 50 || fail "hup: nothing written"
+wait_stat hup 20 out packets_out -gt 50 || fail "hup: nothing written"
 for k in 0 1 2 3 4; do
 	mv "$TMP/hup.pcap" "$TMP/hup.$k.pcap"
 	kill -HUP "${PIDS[hup]}"
 	w=$(now hup out packets_out)
-	wait_above hup 10 out packets_out "$((w + 50))" || fail "hup: nothing written after SIGHUP $k"
+	wait_stat hup 10 out packets_out -gt "$((w + 50))" || fail "hup: nothing written after SIGHUP $k"
 	wait_for 10 test -s "$TMP/hup.pcap" || fail "hup: no new file after SIGHUP $k"
 done
 stop hup
@@ -349,9 +258,9 @@ else
 	printf '[src]\nplugin = pcap-in\npath = %s\nloop = 0\nrate = 500KiB/s\n\n[ring]\nplugin = ring\ninput = src\nwindow = 256KiB\nendpoint = tcp://127.0.0.1:*\n\n[out]\nplugin = pcap-out\ninput = src\npath = /dev/null\n' \
 		"$INPUT" >"$TMP/ring.ini"
 	start ring "$TMP/ring.ini"
-	wait_bound "$TMP/ring.err" 1 || fail "ring: no bind: $(tail -n 2 "$TMP/ring.err")"
+	wait_bound "$TMP/ring.err" 1 20 || fail "ring: no bind: $(tail -n 2 "$TMP/ring.err")"
 	rport=$(bound_port "$TMP/ring.err" ring)
-	wait_above ring 10 ring packets_in 500 || fail "ring: no load"
+	wait_stat ring 10 ring packets_in -gt 500 || fail "ring: no load"
 	qbad=0
 	for k in $(seq 1 10); do
 		case $((k % 3)) in
@@ -373,7 +282,7 @@ else
 	done
 	[ $qbad -eq 0 ] && ok
 	src0=$(now ring src packets_out)
-	wait_above ring 10 src packets_out "$((src0 + 100))" && ok || fail "ring: the graph stalled after the queries"
+	wait_stat ring 10 src packets_out -gt "$((src0 + 100))" && ok || fail "ring: the graph stalled after the queries"
 	stop ring
 	expect_eq "ring: exit" "$status" 0
 	expect_balanced "ring" "$TMP/ring.json"

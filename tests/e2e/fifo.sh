@@ -20,62 +20,14 @@
 SUITE=fifo
 . "$(dirname "$0")/../lib.sh"
 
-PY=/usr/bin/python3
-PCAPCMP="$BUILD/tools/pcapcmp"
-declare -A PIDS
-
-prerequisites() {
-	local t missing=""
-	for t in tcpdump tshark capinfos mergecap editcap mkfifo; do
-		command -v "$t" >/dev/null 2>&1 || missing="$missing $t"
-	done
-	[ -n "$missing" ] && fail "missing tools:$missing"
-	"$PY" -c 'import zmq' 2>/dev/null || fail "python3-zmq is not installed for $PY"
-	for t in pcap-in pcap-out zmq-in zmq-out; do
-		[ -f "$BUILD/plugins/$t.so" ] || fail "$BUILD/plugins/$t.so not built"
-	done
-	[ -x "$PCAPCMP" ] || fail "$PCAPCMP not built"
-	if [ "$FAILED" -ne 0 ]; then
-		finish
-		exit 1
-	fi
-}
-prerequisites
+need_tools tcpdump tshark capinfos mergecap editcap mkfifo
+need_pyzmq
+need_plugins pcap-in pcap-out zmq-in zmq-out
+[ -x "$PCAPCMP" ] || fail "$PCAPCMP not built"
+finish_if_failed
 
 # ------------------------------------------------------------------ #
 # Helpers                                                             #
-
-# start NAME INI: pktpipe in the background; stats in $TMP/NAME.json.
-start() {
-	"$PKTPIPE" -c "$2" --stats-json "$TMP/$1.json" 2>"$TMP/$1.err" >/dev/null </dev/null &
-	PIDS[$1]=$!
-	on_exit "kill -9 ${PIDS[$1]}"
-}
-
-# stop NAME [SIGNAL]: signal it, wait at most 30 s; exit status in $status.
-stop() {
-	local pid=${PIDS[$1]}
-	{
-		kill -"${2:-TERM}" "$pid"
-		timeout 30 tail --pid="$pid" -f /dev/null || kill -9 "$pid"
-		wait "$pid"
-	} 2>/dev/null
-	status=$?
-}
-
-# wait_exit NAME [SECONDS]: a pktpipe ending by itself; exit status in $status.
-wait_exit() {
-	local pid=${PIDS[$1]}
-	timeout "${2:-60}" tail --pid="$pid" -f /dev/null || kill -9 "$pid" 2>/dev/null
-	{ wait "$pid"; } 2>/dev/null
-	status=$?
-}
-
-# snapshot NAME: fresh stats in $TMP/NAME.json (SIGUSR1).
-snapshot() {
-	rm -f "$TMP/$1.json"
-	kill -USR1 "${PIDS[$1]}" 2>/dev/null && wait_for 10 test -s "$TMP/$1.json"
-}
 
 # get NAME NODE FIELD: a counter of the last snapshot; dropped.REASON for drops.
 get() {
@@ -87,40 +39,12 @@ print(n["dropped"].get(f[8:], 0) if f.startswith("dropped.") else n.get(f, 0))
 PY
 }
 
-# wait_stat NAME SECONDS NODE FIELD OP VALUE: until [ counter OP VALUE ].
-wait_stat() {
-	local name=$1 limit=$2 node=$3 field=$4 op=$5 want=$6 i
-	for ((i = 0; i < limit * 4; i++)); do
-		if snapshot "$name" && [ "$(get "$name" "$node" "$field")" "$op" "$want" ]; then
-			return 0
-		fi
-		sleep 0.25
-	done
-	return 1
-}
-
-# bound_port ERRFILE NODE: the tcp port NODE logged it bound.
-bound_port() {
-	sed -n "s|^pktpipe: $2: info: bound to tcp://127.0.0.1:\([0-9]*\)$|\1|p" "$1" | head -n 1
-}
-
-# reader NAME FIFO [tcpdump options]: tcpdump -r FIFO -w $TMP/NAME.pcap.
+# reader NAME FIFO [tcpdump options]: tcpdump -r FIFO -w $TMP/NAME.pcap;
+# ended with stop NAME SIGNAL 20.
 reader() {
 	local name=$1 fifo=$2
 	shift 2
-	tcpdump "$@" -r "$fifo" -w "$TMP/$name.pcap" 2>"$TMP/$name.tcpdump.err" </dev/null &
-	PIDS[$name]=$!
-	on_exit "kill -9 ${PIDS[$name]}"
-}
-
-# end_reader NAME SIGNAL: signal it, wait at most 20 s.
-end_reader() {
-	local pid=${PIDS[$1]}
-	{
-		kill -"$2" "$pid"
-		timeout 20 tail --pid="$pid" -f /dev/null || kill -9 "$pid"
-		wait "$pid"
-	} 2>/dev/null
+	spawn "$name" tcpdump "$@" -r "$fifo" -w "$TMP/$name.pcap"
 }
 
 # count FILE: packets tcpdump reads in it.
@@ -200,7 +124,7 @@ pipe_size = 256KiB
 retry = 100ms
 INI
 start rx "$TMP/rx.ini"
-wait_for 20 grep -q ': info: bound to ' "$TMP/rx.err" || fail "receiver did not bind: $(cat "$TMP/rx.err")"
+wait_bound "$TMP/rx.err" 1 20 || fail "receiver did not bind: $(cat "$TMP/rx.err")"
 PORT=$(bound_port "$TMP/rx.err" in)
 cat >"$TMP/tx.ini" <<INI
 [src]
@@ -219,7 +143,7 @@ INI
 start tx "$TMP/tx.ini"
 
 # No reader: the writer runs, drops and counts.
-wait_stat rx 20 ids dropped.no-reader -gt 0 || fail "no reader: no no-reader drops: $(cat "$TMP/rx.err")"
+wait_stat rx 20 ids dropped -gt 0 no-reader || fail "no reader: no no-reader drops: $(cat "$TMP/rx.err")"
 expect_eq "no reader: packets_out" "$(get rx ids packets_out)" 0
 expect_eq "no reader: sessions" "$(get rx ids reader_sessions)" 0
 expect_contains "no reader: logged" "$(cat "$TMP/rx.err")" "FIFO has no reader yet"
@@ -230,14 +154,14 @@ wait_stat rx 20 ids reader_sessions -eq 1 || fail "reader 1 never connected"
 wait_stat rx 20 ids packets_out -gt 100 || fail "reader 1 gets nothing"
 expect_eq "reader 1: pipe size" "$(get rx ids pipe_size)" 262144
 kill -STOP "${PIDS[r1]}"
-wait_stat rx 30 ids dropped.reader-slow -gt 0 || fail "paused reader: no reader-slow drops"
+wait_stat rx 30 ids dropped -gt 0 reader-slow || fail "paused reader: no reader-slow drops"
 in1=$(get rx ids packets_in)
 wait_stat rx 20 ids packets_in -gt "$in1" || fail "paused reader: the writer stalled"
 expect_eq "paused reader: buffer bounded" "$(($(get rx ids buffer_bytes) <= 262144))" 1
 out1=$(get rx ids packets_out)
 kill -CONT "${PIDS[r1]}"
 wait_stat rx 20 ids packets_out -gt "$out1" || fail "resumed reader gets nothing"
-end_reader r1 TERM
+stop r1 TERM 20
 wait_stat rx 20 ids reader_connected -eq 0 || fail "reader 1 left unnoticed"
 
 # Reader 2 at once, packet-buffered, killed like a crashing IDS.
@@ -245,7 +169,7 @@ reader r2 "$FIFO" -U
 wait_stat rx 20 ids reader_sessions -eq 2 || fail "reader 2 never connected"
 out2=$(get rx ids packets_out)
 wait_stat rx 20 ids packets_out -gt $((out2 + 100)) || fail "reader 2 gets nothing"
-end_reader r2 KILL
+stop r2 KILL 20
 wait_stat rx 20 ids reader_connected -eq 0 || fail "reader 2 left unnoticed"
 
 # None for a while: nothing is written, everything counted, input flows.
@@ -302,7 +226,7 @@ plugin = pcap-out
 input = src
 path = $FIFO
 INI
-timeout 30 "$PKTPIPE" -c "$TMP/none.ini" --stats-json "$TMP/none.json" 2>"$TMP/none.err"
+run_graph none 30
 expect_eq "never a reader: exit" "$?" 0
 expect_eq "never a reader: no-reader" "$(stat "$TMP/none.json" ids dropped no-reader)" "$N0"
 expect_balanced "never a reader" "$TMP/none.json"
@@ -317,7 +241,7 @@ graph() { # graph NAME "pcap-in keys" "pcap-out keys"
 		"$TMP/input.pcap" "$2" "$3" >"$TMP/$1.ini"
 }
 graph size "loop = 3" "path = $TMP/size/cap-%Y.pcap\nrotate_size = 64KiB"
-timeout 60 "$PKTPIPE" -c "$TMP/size.ini" --stats-json "$TMP/size.json" 2>"$TMP/size.err"
+run_graph size 60
 expect_eq "size: exit" "$?" 0
 expect_balanced "size" "$TMP/size.json"
 read -r -a want <<<"$(pcaps sizes "$TMP/input.pcap" 3 65536)"
@@ -336,7 +260,7 @@ for ((i = 0; i < ${#want[@]}; i++)); do
 done
 mergecap -F pcap -a -w "$TMP/size-all.pcap" "${files[@]}"
 mergecap -F pcap -a -w "$TMP/input3.pcap" "$TMP/input.pcap" "$TMP/input.pcap" "$TMP/input.pcap"
-if why=$("$PCAPCMP" "$TMP/input3.pcap" "$TMP/size-all.pcap" 2>&1); then ok; else fail "size: content: $why"; fi
+same "size: content" "$TMP/input3.pcap" "$TMP/size-all.pcap"
 
 # rotate_count keeps the newest, and only those.
 rm -rf "$TMP/size"/*
@@ -352,7 +276,7 @@ expect_contains "keep: deletions logged" "$(cat "$TMP/keep.err")" "deleted (rota
 # by time: a file per second; names from strftime; together the input.
 mkdir "$TMP/time"
 graph time "rate = 150KiB/s" "path = $TMP/time/t-%Y%m%d-%H%M%S.pcap\nrotate_interval = 1s"
-timeout 60 "$PKTPIPE" -c "$TMP/time.ini" --stats-json "$TMP/time.json" 2>"$TMP/time.err"
+run_graph time 60
 expect_eq "time: exit" "$?" 0
 expect_balanced "time" "$TMP/time.json"
 mapfile -t tfiles < <(ls "$TMP/time" | sort)
@@ -365,7 +289,7 @@ for f in "${tfiles[@]}"; do
 	tpaths+=("$TMP/time/$f")
 done
 mergecap -F pcap -a -w "$TMP/time-all.pcap" "${tpaths[@]}"
-if why=$("$PCAPCMP" "$TMP/input.pcap" "$TMP/time-all.pcap" 2>&1); then ok; else fail "time: content: $why"; fi
+same "time: content" "$TMP/input.pcap" "$TMP/time-all.pcap"
 
 # SIGHUP under load, the file moved away first (logrotate): every part valid,
 # together the input in order.
@@ -377,14 +301,14 @@ for i in 1 2 3; do
 	mv "$TMP/hup.pcap" "$TMP/hup.pcap.$i"
 	kill -HUP "${PIDS[hup]}"
 done
-wait_exit hup 60
-expect_eq "hup: exit" "$status" 0
+reap "${PIDS[hup]}" 60
+expect_eq "hup: exit" "$?" 0
 expect_balanced "hup" "$TMP/hup.json"
 expect_eq "hup: files" "$(stat "$TMP/hup.json" out files)" 4
 for f in "$TMP"/hup.pcap.[123] "$TMP/hup.pcap"; do valid "hup" "$f"; done
 mergecap -F pcap -a -w "$TMP/hup-all.pcap" "$TMP"/hup.pcap.[123] "$TMP/hup.pcap"
 mergecap -F pcap -a -w "$TMP/input2.pcap" "$TMP/input.pcap" "$TMP/input.pcap"
-if why=$("$PCAPCMP" "$TMP/input2.pcap" "$TMP/hup-all.pcap" 2>&1); then ok; else fail "hup: content: $why"; fi
+same "hup: content" "$TMP/input2.pcap" "$TMP/hup-all.pcap"
 
 # ------------------------------------------------------------------ #
 # Append                                                              #
@@ -394,7 +318,7 @@ for i in 1 2 3; do timeout 30 "$PKTPIPE" -c "$TMP/app.ini" 2>"$TMP/app.err"; don
 expect_eq "append: exit" "$?" 0
 valid "append" "$TMP/app.pcap"
 expect_eq "append: packets" "$(count "$TMP/app.pcap")" $((3 * N0))
-if why=$("$PCAPCMP" "$TMP/input3.pcap" "$TMP/app.pcap" 2>&1); then ok; else fail "append: content: $why"; fi
+same "append: content" "$TMP/input3.pcap" "$TMP/app.pcap"
 # A record torn by a crash is cut off, and the file goes on whole.
 head -c -7 "$TMP/app.pcap" >"$TMP/torn.pcap" && mv "$TMP/torn.pcap" "$TMP/app.pcap"
 timeout 30 "$PKTPIPE" -c "$TMP/app.ini" 2>"$TMP/app.err"
@@ -465,7 +389,7 @@ ng_run() {
 	printf '[in]\nplugin = zmq-in\nendpoint = tcp://127.0.0.1:*\n\n[out]\nplugin = pcap-out\ninput = in\npath = %s\nformat = pcapng\nprecision = ns\nflush = %s\n' \
 		"$2" "$3" >"$TMP/$1.ini"
 	start "$1" "$TMP/$1.ini"
-	wait_for 20 grep -q ': info: bound to ' "$TMP/$1.err" || fail "$1: no bind"
+	wait_bound "$TMP/$1.err" 1 20 || fail "$1: no bind"
 	if [ -p "$2" ]; then
 		wait_stat "$1" 30 out reader_connected -eq 1 || fail "$1: the reader never came"
 	fi
@@ -486,9 +410,7 @@ expect_eq "pcapng: linktypes" "$(capinfos "$TMP/meta.pcapng" | sed -n 's/^ *Enca
 	"Raw IP (7 - rawip),Ethernet (1 - ether),"
 # Through a FIFO, the reader (tshark) gets a section of its own.
 mkfifo "$TMP/ng.fifo"
-tshark -r "$TMP/ng.fifo" -w "$TMP/fifo.pcapng" 2>"$TMP/tshark.err" </dev/null &
-PIDS[tshark]=$!
-on_exit "kill -9 ${PIDS[tshark]}"
+spawn tshark tshark -r "$TMP/ng.fifo" -w "$TMP/fifo.pcapng"
 ng_run ngfifo "$TMP/ng.fifo" 0
 timeout 20 tail --pid="${PIDS[tshark]}" -f /dev/null || fail "pcapng fifo: tshark did not finish"
 expect_eq "pcapng fifo: as read by tshark" "$(fields "$TMP/fifo.pcapng")" "$WANT"

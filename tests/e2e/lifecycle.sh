@@ -126,16 +126,13 @@ hold_last = yes
 plugin = count
 input = mid
 INI
-"$PKTPIPE" "${P[@]}" -c "$TMP/endless.ini" --stats-json "$TMP/endless.json" 2>"$TMP/endless.err" &
-pid=$!
-on_exit "kill -9 $pid"
+start endless "$TMP/endless.ini" "${P[@]}"
 sleep 0.5
-kill -USR1 $pid
+kill -USR1 "${PIDS[endless]}"
 if wait_for 5 test -s "$TMP/endless.json"; then ok; else fail "SIGUSR1 wrote no stats"; fi
 expect_balanced "SIGUSR1 snapshot" "$TMP/endless.json"
-kill -TERM $pid
-reap "$pid" 10
-expect_eq "SIGTERM: exit" "$?" 0
+stop endless TERM 10
+expect_eq "SIGTERM: exit" "$status" 0
 expect_balanced "SIGTERM" "$TMP/endless.json"
 sent=$(stat "$TMP/endless.json" src packets_out)
 expect_eq "SIGTERM: everything drained" "$(stat "$TMP/endless.json" sink packets_in)" "$sent"

@@ -14,61 +14,27 @@ SUITE=nflog
 UDP="$BUILD/tools/nflog-udp"
 PORT=9999
 
-prerequisites() {
-	local t missing=""
-	for t in ip iptables ip6tables nft ping tcpdump tshark capinfos python3 taskset; do
-		command -v "$t" >/dev/null 2>&1 || missing="$missing $t"
-	done
-	[ -n "$missing" ] && fail "missing tools:$missing"
-	[ "$(id -u)" = 0 ] || fail "needs root: network namespaces and NFLOG rules"
-	[ -f "$BUILD/plugins/nflog.so" ] || fail "$BUILD/plugins/nflog.so not built (libnetfilter_log?)"
-	[ -x "$UDP" ] || fail "$UDP not built"
-	getent passwd nobody >/dev/null || fail "no user 'nobody' to drop privileges to"
-	if [ "$FAILED" -ne 0 ]; then
-		finish
-		exit 1
-	fi
-}
-prerequisites
+need_tools ip iptables ip6tables nft ping tcpdump tshark capinfos python3 taskset
+[ "$(id -u)" = 0 ] || fail "needs root: network namespaces and NFLOG rules"
+[ -f "$BUILD/plugins/nflog.so" ] || fail "$BUILD/plugins/nflog.so not built (libnetfilter_log?)"
+[ -x "$UDP" ] || fail "$UDP not built"
+getent passwd nobody >/dev/null || fail "no user 'nobody' to drop privileges to"
+finish_if_failed
 # Where a pktpipe that became nobody can still write its stats.
 chmod 711 "$TMP"
 mkdir -m 777 "$TMP/nobody"
 
 # ---- helpers ----
 
-# A fresh namespace with loopback up; $NS names it.
-new_ns() {
-	NS="ppnflog-$$-$1"
-	ip netns add "$NS" || { fail "ip netns add $NS"; return 1; }
-	on_exit "ip netns del $NS"
-	ip -n "$NS" link set lo up
-}
-
-nsx() { ip netns exec "$NS" "$@"; }
-
 # Whether the namespace's nfnetlink_log has a reader on group $1.
 bound() { nsx awk -v g="$1" '$1 == g { f = 1 } END { exit !f }' /proc/net/netfilter/nfnetlink_log; }
 
-# start NAME INI GROUP: run pktpipe in $NS until the group is bound; $PID.
-# Its stderr goes to $TMP/NAME.err, its stats to $TMP/NAME.json. Not through
-# nsx: a function in the background is a subshell, and $! would be that.
-start() {
-	ip netns exec "$NS" "$PKTPIPE" -c "$2" --stats-json "${STATS:-$TMP/$1.json}" \
-		</dev/null >/dev/null 2>"$TMP/$1.err" &
-	PID=$!
-	on_exit "kill -9 $PID"
+# nflog_start NAME INI GROUP: pktpipe spawned as NAME in $NS, until the
+# group is bound. Its stats go to $TMP/NAME.json (STATS=FILE: there). Ended
+# with stop NAME TERM 15 (not killed in time: exit status 137).
+nflog_start() {
+	spawn "$1" ip netns exec "$NS" "$PKTPIPE" -c "$2" --stats-json "${STATS:-$TMP/$1.json}" >/dev/null
 	wait_for 10 bound "$3" || fail "$1: group $3 not bound within 10 s: $(cat "$TMP/$1.err")"
-}
-
-# stop: SIGTERM $PID, wait at most 15 s; its exit status in $status.
-stop() {
-	kill -TERM "$PID"
-	if ! timeout 15 tail --pid="$PID" -f /dev/null; then
-		fail "pktpipe $PID still runs 15 s after SIGTERM"
-		kill -9 "$PID"
-	fi
-	wait "$PID"
-	status=$?
 }
 
 # Packets the namespace's NFLOG rules matched, IPv4 and IPv6 together.
@@ -132,7 +98,7 @@ check "groups = 70000"
 expect_eq "group out of range: exit" "$status" 2
 
 # ---- two groups, IPv4 and IPv6, ping and UDP: exact count and bytes ----
-new_ns capture
+new_ns "ppnflog-$$-capture"
 for ipt in iptables ip6tables; do
 	if [ $ipt = iptables ]; then proto=(icmp --icmp-type); else proto=(ipv6-icmp --icmpv6-type); fi
 	for t in echo-request echo-reply; do
@@ -142,11 +108,11 @@ for ipt in iptables ip6tables; do
 done
 graph capture "groups = 21, 22"
 t0=$(date +%s)
-start capture "$TMP/capture.ini" 22
+nflog_start capture "$TMP/capture.ini" 22
 nsx ping -q -c 4 -i 0.05 -W 2 127.0.0.1 >/dev/null || fail "ping 127.0.0.1"
 nsx ping -6 -q -c 3 -i 0.05 -s 120 -W 2 ::1 >/dev/null || fail "ping -6 ::1"
 read -r udp_n udp_bytes < <(udp_send)
-stop
+stop capture TERM 15
 t1=$(($(date +%s) + 1))
 want=$((8 + 6 + udp_n))
 want_bytes=$((8 * 84 + 6 * 168 + udp_bytes))
@@ -170,11 +136,11 @@ expect_eq "capture: timestamps are the capture's time" "$stamps" 0
 
 # ---- the same rules, linktype = nflog: prefix and group in tshark ----
 graph nflogtype "groups = 21, 22\nlinktype = nflog"
-start nflogtype "$TMP/nflogtype.ini" 22
+nflog_start nflogtype "$TMP/nflogtype.ini" 22
 nsx ping -q -c 2 -i 0.05 -W 2 127.0.0.1 >/dev/null
 nsx ping -6 -q -c 1 -W 2 ::1 >/dev/null
 read -r udp_n udp_bytes < <(udp_send)
-stop
+stop nflogtype TERM 15
 want=$((4 + 2 + udp_n))
 expect_eq "nflog linktype: exit" "$status" 0
 expect_balanced "nflog linktype" "$TMP/nflogtype.json"
@@ -191,26 +157,24 @@ expect_eq "nflog linktype: interface" "$(tshark -r "$TMP/nflogtype.pcap" -T fiel
 nsx iptables -A OUTPUT -o lo -p udp --dport 9998 -j NFLOG --nflog-group 23 --nflog-size 40
 nsx iptables -A OUTPUT -o lo -p udp --dport 9997 -j NFLOG --nflog-group 23
 graph cut "groups = 23\ncopy_range = 64"
-start cut "$TMP/cut.ini" 23
+nflog_start cut "$TMP/cut.ini" 23
 nsx "$UDP" -c 2 -s 1000 -p 9998 >/dev/null
 nsx "$UDP" -c 3 -s 1000 -p 9997 >/dev/null
-stop
+stop cut TERM 15
 expect_eq "cut: exit" "$status" 0
 lens=$(tshark -r "$TMP/cut.pcap" -T fields -e frame.cap_len -e frame.len 2>/dev/null | sort | uniq -c | sed 's/^ *//' | tr '\t\n' ' ')
 expect_eq "cut: caplen and original length" "$lens" "2 40 1028 3 64 1028 "
 
 # ---- a group someone else reads: a clear error naming it ----
 graph first "groups = 21"
-start first "$TMP/first.ini" 21
-first_pid=$PID
+nflog_start first "$TMP/first.ini" 21
 graph second "groups = 20, 21"
 err=$(timeout 20 ip netns exec "$NS" "$PKTPIPE" -c "$TMP/second.ini" 2>&1 >/dev/null)
 expect_eq "busy group: exit" "$?" 1
 expect_contains "busy group: names the group" "$err" "group 21 is already bound by another process (netlink port "
 expect_contains "busy group: names the reader" "$err" "'pktpipe')"
 if bound 21 && ! bound 20; then ok; else fail "busy group: the first reader lost its group, or 20 stayed bound"; fi
-PID=$first_pid
-stop
+stop first TERM 15
 expect_eq "busy group: the first reader exits 0" "$status" 0
 
 # ---- the metadata, as zmq-out's native frames carry it ----
@@ -250,22 +214,20 @@ while len(rows) < want and time.time() < deadline:
 with open(out, "w") as f:
     f.write("\n".join(sorted(rows)) + "\nseq " + " ".join(map(str, sorted(seqs))) + "\n")
 PY
-if [ -f "$BUILD/plugins/zmq-out.so" ] && /usr/bin/python3 -c 'import zmq' 2>/dev/null; then
+if [ -f "$BUILD/plugins/zmq-out.so" ] && "$PY" -c 'import zmq' 2>/dev/null; then
 	nsx iptables -t mangle -A OUTPUT -o lo -p icmp -j MARK --set-mark 42
 	nsx ip6tables -t mangle -A OUTPUT -o lo -p ipv6-icmp -j MARK --set-mark 42
-	/usr/bin/python3 "$TMP/meta.py" "ipc://$TMP/meta.ipc" 8 "$TMP/meta.txt" </dev/null >/dev/null 2>"$TMP/meta.err" &
-	receiver=$!
-	on_exit "kill -9 $receiver"
-	wait_for 10 test -e "$TMP/meta.txt.ready" || fail "metadata: the receiver did not start: $(cat "$TMP/meta.err")"
+	spawn meta-rx "$PY" "$TMP/meta.py" "ipc://$TMP/meta.ipc" 8 "$TMP/meta.txt" >/dev/null
+	wait_for 10 test -e "$TMP/meta.txt.ready" || fail "metadata: the receiver did not start: $(cat "$TMP/meta-rx.err")"
 	printf '[cap]\nplugin = nflog\ngroups = 21\n\n[out]\nplugin = zmq-out\ninput = cap\nendpoint = ipc://%s\n' \
 		"$TMP/meta.ipc" >"$TMP/meta.ini"
-	start meta "$TMP/meta.ini" 21
+	nflog_start meta "$TMP/meta.ini" 21
 	nsx ping -q -c 3 -i 0.05 -W 2 127.0.0.1 >/dev/null
 	nsx ping -6 -q -c 1 -W 2 ::1 >/dev/null
-	stop
+	stop meta TERM 15
 	expect_eq "metadata: exit" "$status" 0
 	expect_balanced "metadata" "$TMP/meta.json"
-	timeout 25 tail --pid="$receiver" -f /dev/null
+	reap "${PIDS[meta-rx]}" 25
 	meta=$(cat "$TMP/meta.txt" 2>/dev/null)
 	expect_eq "metadata: records" "$(grep -c '^101|' <<<"$meta")" 8
 	expect_contains "metadata: IPv4 requests" "$meta" "$(printf '101|84|84|21|pp ping iptables|1|42|0|0|2048\n101|84|84|21|pp ping iptables|1|42|0|0|2048\n101|84|84|21|pp ping iptables|1|42|0|0|2048')"
@@ -282,28 +244,26 @@ fi
 
 # ---- SIGTERM: what the kernel still batches is flushed, none lost ----
 graph flush "groups = 21\nqthreshold = 1000\nqtimeout = 30s"
-start flush "$TMP/flush.ini" 21
+nflog_start flush "$TMP/flush.ini" 21
 nsx ping -q -c 5 -i 0.05 -W 2 127.0.0.1 >/dev/null
-stop
+stop flush TERM 15
 expect_eq "flush: exit" "$status" 0
 expect_eq "flush: kernel batch written" "$(count_pcap "$TMP/flush.pcap")" 10
 expect_balanced "flush" "$TMP/flush.json"
 
 # ---- SIGTERM mid-stream: exit 0, everything read reaches the file ----
 graph midstream "groups = 22"
-start midstream "$TMP/midstream.ini" 22
-ip netns exec "$NS" "$UDP" -t 4 -r 20000 -s 200 </dev/null >/dev/null 2>&1 &
-sender=$!
-on_exit "kill -9 $sender"
+nflog_start midstream "$TMP/midstream.ini" 22
+spawn udp ip netns exec "$NS" "$UDP" -t 4 -r 20000 -s 200 >/dev/null
 sleep 1
-stop
+stop midstream TERM 15
 expect_eq "mid-stream: exit" "$status" 0
 expect_balanced "mid-stream" "$TMP/midstream.json"
 got=$(stat "$TMP/midstream.json" cap packets_out)
 if [ "$got" -gt 1000 ]; then ok; else fail "mid-stream: only $got packets before SIGTERM"; fi
 expect_eq "mid-stream: file holds what nflog emitted" "$(count_pcap "$TMP/midstream.pcap")" "$got"
 expect_eq "mid-stream: pcap-out wrote it all" "$(stat "$TMP/midstream.json" out packets_out)" "$got"
-timeout 10 tail --pid="$sender" -f /dev/null
+reap "${PIDS[udp]}" 10
 
 # ---- a burst far beyond a tiny rcvbuf: exact loss accounting ----
 # Same CPU for reader and sender, one packet per message: the buffer (two
@@ -311,16 +271,16 @@ timeout 10 tail --pid="$sender" -f /dev/null
 # sequence numbers that reveal the last gap.
 burst() { # burst NAME "keys": stats in $TMP/nobody/NAME.json
 	local j="$TMP/nobody/$1.json"
-	new_ns "$1"
+	new_ns "ppnflog-$$-$1"
 	nsx iptables -A OUTPUT -o lo -p udp --dport $PORT -j NFLOG --nflog-group 25
 	nsx iptables -A OUTPUT -o lo -p icmp -j NFLOG --nflog-group 25
 	graph "$1" "groups = 25\nqthreshold = 1\n$2"
-	STATS="$j" start "$1" "$TMP/$1.ini" 25
-	taskset -a -p -c 0 "$PID" >/dev/null
+	STATS="$j" nflog_start "$1" "$TMP/$1.ini" 25
+	taskset -a -p -c 0 "${PIDS[$1]}" >/dev/null
 	nsx taskset -c 0 "$UDP" -c 50000 -s 1000 >/dev/null
 	sleep 0.5
 	nsx ping -q -c 3 -i 0.2 -W 2 127.0.0.1 >/dev/null
-	stop
+	stop "$1" TERM 15
 	expect_eq "$1: exit" "$status" 0
 	expect_balanced "$1" "$j"
 	expect_eq "$1: packets_in is what the rules matched" "$(stat "$j" cap packets_in)" "$(rule_packets)"
@@ -344,14 +304,14 @@ burst unprivileged "rcvbuf = 4KiB\nrcvbuf_max = 64KiB\nuser = nobody"
 expect_eq "unprivileged: rcvbuf grew all the same" "$(stat "$TMP/nobody/unprivileged.json" cap rcvbuf)" 131072
 
 # ---- user = : the new ids, no capabilities, and still every packet ----
-new_ns privs
+new_ns "ppnflog-$$-privs"
 nsx iptables -A OUTPUT -o lo -p icmp -j NFLOG --nflog-group 26
 graph privs "groups = 26\nuser = nobody\nqthreshold = 1000\nqtimeout = 200ms"
-STATS="$TMP/nobody/privs.json" start privs "$TMP/privs.ini" 26
+STATS="$TMP/nobody/privs.json" nflog_start privs "$TMP/privs.ini" 26
 uid=$(id -u nobody)
 gid=$(id -g nobody)
-wait_for 5 grep -q "^Uid:[[:space:]]*${uid}[[:space:]]" "/proc/$PID/status"
-st=$(cat "/proc/$PID/status")
+wait_for 5 grep -q "^Uid:[[:space:]]*${uid}[[:space:]]" "/proc/${PIDS[privs]}/status"
+st=$(cat "/proc/${PIDS[privs]}/status")
 expect_contains "privs: uid" "$st" "$(printf 'Uid:\t%s\t%s\t%s\t%s' "$uid" "$uid" "$uid" "$uid")"
 expect_contains "privs: gid" "$st" "$(printf 'Gid:\t%s\t%s\t%s\t%s' "$gid" "$gid" "$gid" "$gid")"
 expect_eq "privs: supplementary groups" "$(awk '/^Groups:/ { print $2 }' <<<"$st")" "$gid"
@@ -359,7 +319,7 @@ for cap in CapInh CapPrm CapEff CapBnd CapAmb; do
 	expect_eq "privs: $cap" "$(awk -v c="$cap:" '$1 == c { print $2 }' <<<"$st")" 0000000000000000
 done
 nsx ping -q -c 3 -i 0.05 -W 2 127.0.0.1 >/dev/null
-stop
+stop privs TERM 15
 expect_eq "privs: exit" "$status" 0
 # Unbinding needs the capability we gave up: the kernel's batch comes
 # with its timeout instead.
@@ -368,7 +328,7 @@ expect_balanced "privs" "$TMP/nobody/privs.json"
 expect_contains "privs: logged" "$(cat "$TMP/privs.err")" "running as uid $uid, gid $gid, without capabilities"
 
 # ---- nftables: log group, prefix and snaplen ----
-new_ns nft
+new_ns "ppnflog-$$-nft"
 nsx nft -f - <<NFT
 table inet pp {
 	chain out {
@@ -379,10 +339,10 @@ table inet pp {
 }
 NFT
 graph nft "groups = 27\nlinktype = nflog"
-start nft "$TMP/nft.ini" 27
+nflog_start nft "$TMP/nft.ini" 27
 nsx ping -q -c 2 -i 0.05 -W 2 127.0.0.1 >/dev/null
 nsx ping -6 -q -c 1 -W 2 ::1 >/dev/null
-stop
+stop nft TERM 15
 expect_eq "nft: exit" "$status" 0
 fields=$(tshark -r "$TMP/nft.pcap" -T fields -E separator='|' -e nflog.res_id -e nflog.prefix -e ip.len -e ipv6.plen 2>/dev/null | sort | uniq -c | sed 's/^ *//')
 expect_contains "nft: IPv4" "$fields" "2 27|nft v4|84|"

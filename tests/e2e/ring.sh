@@ -21,68 +21,16 @@
 SUITE=ring
 . "$(dirname "$0")/../lib.sh"
 
-PY=/usr/bin/python3
-PCAPCMP="$BUILD/tools/pcapcmp"
 QUERY="$BUILD/pktpipe-query"
 RP="$ROOT/tests/tools/ring-pcap.py"
-declare -A PIDS
 
-if ! "$PY" -c 'import zmq' 2>/dev/null; then
-	fail "python3-zmq is not installed for $PY (apt-get install python3-zmq)"
-	finish
-	exit
-fi
+need_pyzmq || { finish; exit; }
 for tool in "$QUERY" "$PCAPCMP" "$BUILD/plugins/ring.so"; do
 	[ -e "$tool" ] || { fail "$tool is not built"; finish; exit; }
 done
 
 # ------------------------------------------------------------------ #
 # Helpers                                                             #
-
-# start NAME INI: pktpipe in the background, stats in $TMP/NAME.json.
-start() {
-	"$PKTPIPE" -c "$2" --stats-json "$TMP/$1.json" 2>"$TMP/$1.err" >/dev/null &
-	PIDS[$1]=$!
-	on_exit "kill -9 ${PIDS[$1]}"
-}
-
-# stop NAME [SIGNAL]: signal it, wait (bounded); its exit status in $status.
-stop() {
-	local pid=${PIDS[$1]}
-	{
-		kill -"${2:-TERM}" "$pid"
-		timeout 30 tail --pid="$pid" -f /dev/null || kill -9 "$pid"
-		wait "$pid"
-	} 2>/dev/null
-	status=$?
-}
-
-# snapshot NAME: fresh stats in $TMP/NAME.json (SIGUSR1).
-snapshot() {
-	rm -f "$TMP/$1.json"
-	kill -USR1 "${PIDS[$1]}" 2>/dev/null && wait_for 10 test -s "$TMP/$1.json"
-}
-
-# wait_in NAME NODE COUNT: until NODE has taken COUNT packets (60 s at most).
-wait_in() {
-	local i
-	for ((i = 0; i < 240; i++)); do
-		if snapshot "$1" && [ "$(stat "$TMP/$1.json" "$2" packets_in)" -ge "$3" ]; then
-			return 0
-		fi
-		sleep 0.25
-	done
-	return 1
-}
-
-# bound_port ERRFILE NODE: the tcp port NODE logged it bound.
-bound_port() {
-	sed -n "s|^pktpipe: $2: info: bound to tcp://127.0.0.1:\([0-9]*\)$|\1|p" "$1" | head -n 1
-}
-
-wait_bound() { # wait_bound ERRFILE COUNT
-	wait_for 30 bash -c "[ \$(grep -c ': info: bound to ' '$1') -ge $2 ]"
-}
 
 # receiver NAME WINDOW [extra ring lines]: zmq-in -> ring, both on free
 # ports; sets IN_PORT and Q (the query endpoint).
@@ -113,14 +61,7 @@ send() {
 		printf '\n[z]\nplugin = zmq-out\ninput = src\nendpoint = tcp://127.0.0.1:%s\n' "$port"
 		printf 'sndhwm = 100000\nlinger = 30s\n'
 	} >"$TMP/$name.ini"
-	timeout 120 "$PKTPIPE" -c "$TMP/$name.ini" --stats-json "$TMP/$name.json" \
-		2>"$TMP/$name.err" >/dev/null
-}
-
-# same WHAT EXPECTED ACTUAL: pcapcmp says they hold the same packets.
-same() {
-	local why
-	if why=$("$PCAPCMP" "$2" "$3" 2>&1); then ok; else fail "$1: $why"; fi
+	run_graph "$name"
 }
 
 # query WHAT OUT [pktpipe-query args...]: a query that must succeed.
@@ -145,7 +86,7 @@ WINDOW=$((COST * 6 / 10))
 receiver rx "$WINDOW" || { finish; exit; }
 send tx "$IN_PORT" "$TMP/input.pcap"
 expect_eq "sender exit" "$?" 0
-wait_in rx ring "$N" || fail "the ring took $(stat "$TMP/rx.json" ring packets_in) of $N packets"
+wait_stat rx 60 ring packets_in -ge "$N" || fail "the ring took $(stat "$TMP/rx.json" ring packets_in) of $N packets"
 
 read -r HELD HELD_COST < <("$PY" "$RP" window "$TMP/input.pcap" "$TMP/expected.pcap" "$WINDOW")
 query "full dump" "$TMP/full.pcap" "$Q"
@@ -394,7 +335,7 @@ distinct=$(md5sum "$TMP"/snap*.pcap | cut -d' ' -f1 | sort -u | wc -l)
 if [ "$distinct" -ge 3 ]; then ok; else fail "only $distinct distinct snapshots: did traffic flow?"; fi
 reap "$TX2" 130
 expect_eq "second sender exit" "$?" 0
-wait_in rx ring $((N * 3)) || fail "the ring took $(stat "$TMP/rx.json" ring packets_in) of $((N * 3))"
+wait_stat rx 60 ring packets_in -ge $((N * 3)) || fail "the ring took $(stat "$TMP/rx.json" ring packets_in) of $((N * 3))"
 expect_balanced "after the stream" "$TMP/rx.json"
 
 # ------------------------------------------------------------------ #
@@ -409,7 +350,7 @@ expect_eq "at exit: every packet delivered" "$(stat "$TMP/rx.json" ring packets_
 # ------------------------------------------------------------------ #
 # Nothing answering                                                   #
 
-FREE=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+FREE=$(free_port)
 timeout 30 "$QUERY" --timeout 1 "tcp://127.0.0.1:$FREE" >/dev/null 2>"$TMP/err"
 expect_eq "nothing answering: exit" "$?" 1
 expect_contains "nothing answering: said" "$(cat "$TMP/err")" "no answer from tcp://127.0.0.1:$FREE within 1s"
@@ -464,7 +405,7 @@ expect_contains "remote endpoint: run refused, said" "$(cat "$TMP/remote.err")" 
 # CURVE end to end (on loopback; keys are what matters).
 receiver crx 1MiB "curve_secret_key = $TMP/server.key" "curve_allow = $(cat "$TMP/client.key.pub")"
 send ctx "$IN_PORT" "$TMP/input.pcap"
-wait_in crx ring "$N" || fail "curve: the ring took too little"
+wait_stat crx 60 ring packets_in -ge "$N" || fail "curve: the ring took too little"
 SERVER_PUB=$(cat "$TMP/server.key.pub")
 query "curve: allowed key" "$TMP/curve.pcap" --curve-server-key "$SERVER_PUB" \
 	--curve-secret-key "$TMP/client.key" "$Q"
@@ -487,7 +428,7 @@ expect_contains "curve: refused key logged" "$(cat "$TMP/crx.err")" "$(cat "$TMP
 
 receiver trx 256KiB 'thread = yes' || { finish; exit; }
 send ttx "$IN_PORT" "$TMP/input.pcap"
-wait_in trx ring "$N" || fail "thread: the ring took too little"
+wait_stat trx 60 ring packets_in -ge "$N" || fail "thread: the ring took too little"
 query "thread: full dump" "$TMP/thread.pcap" "$Q"
 "$PY" "$RP" window "$TMP/input.pcap" "$TMP/want.pcap" $((256 << 10)) >/dev/null
 same "thread: the newest packets within the window" "$TMP/want.pcap" "$TMP/thread.pcap"
@@ -501,7 +442,7 @@ expect_balanced "thread" "$TMP/trx.json"
 
 receiver prx 1MiB 'max_pending = 1MiB' || { finish; exit; }
 send ptx "$IN_PORT" "$TMP/input.pcap"
-wait_in prx ring "$N" || fail "max_pending: the ring took too little"
+wait_stat prx 60 ring packets_in -ge "$N" || fail "max_pending: the ring took too little"
 cat >"$TMP/pending.py" <<'PY'
 # DEALER: 40 full-dump queries at once, then nothing read for a while
 # (RCVHWM 1: libzmq stops taking replies off the connection), then all.
@@ -563,7 +504,7 @@ s.send(frame)
 s.close()
 PY
 timeout 60 "$PY" "$TMP/meta.py" "tcp://127.0.0.1:$IN_PORT"
-wait_in mrx ring 3 || fail "metadata: the frame did not arrive"
+wait_stat mrx 60 ring packets_in -ge 3 || fail "metadata: the frame did not arrive"
 query "metadata: pcapng" "$TMP/meta.pcapng" --format pcapng "$Q"
 got=$(tshark -r "$TMP/meta.pcapng" -T fields -e frame.comment 2>/dev/null)
 expect_eq "metadata as pcapng comments" "$got" "$(printf '%s\n%s\n%s' \
@@ -575,7 +516,7 @@ BIG=$(ls "$CORPUS"/bigtcp-ipv4-vxlan-ipv4.pcap 2>/dev/null)
 if [ -n "$BIG" ]; then
 	receiver brx 64KiB || { finish; exit; }
 	send btx "$IN_PORT" "$BIG"
-	wait_in brx ring 1 || fail "too large: nothing arrived"
+	wait_stat brx 60 ring packets_in -ge 1 || fail "too large: nothing arrived"
 	stop brx
 	expect_eq "too large: dropped" "$(stat "$TMP/brx.json" ring dropped too-large)" 1
 	expect_balanced "too large" "$TMP/brx.json"

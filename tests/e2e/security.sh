@@ -22,25 +22,13 @@ SUITE=security
 . "$(dirname "$0")/../lib.sh"
 
 KEYGEN="$BUILD/tools/zmq-keygen"
-declare -A PIDS
 
-prerequisites() {
-	local p t
-	for p in zmq-in zmq-out pcap-out nflog; do
-		[ -f "$BUILD/plugins/$p.so" ] || fail "plugin $p not built in $BUILD/plugins"
-	done
-	for t in ip iptables ping setpriv ss; do
-		command -v "$t" >/dev/null || fail "$t is missing"
-	done
-	[ -x "$KEYGEN" ] || fail "$KEYGEN not built"
-	[ "$(id -u)" = 0 ] || fail "needs root"
-	getent passwd nobody >/dev/null || fail "no user nobody"
-	if [ "$FAILED" -ne 0 ]; then
-		finish
-		exit 1
-	fi
-}
-prerequisites
+need_plugins zmq-in zmq-out pcap-out nflog
+need_tools ip iptables ping setpriv ss
+[ -x "$KEYGEN" ] || fail "$KEYGEN not built"
+[ "$(id -u)" = 0 ] || fail "needs root"
+getent passwd nobody >/dev/null || fail "no user nobody"
+finish_if_failed
 NOBODY_UID=$(id -u nobody)
 NOBODY_GID=$(id -g nobody)
 # Where processes that became nobody write.
@@ -48,51 +36,28 @@ chmod 711 "$TMP"
 mkdir -m 777 "$TMP/nobody"
 W="$TMP/nobody"
 
-NS="ppsec-$$"
-ip netns add "$NS" || { fail "ip netns add $NS"; finish; exit 1; }
-on_exit "ip netns del $NS"
-ip -n "$NS" link set lo up
-nsx() { ip netns exec "$NS" "$@"; }
+new_ns "ppsec-$$" || { finish; exit 1; }
 
 # status_field PID|PID/task/TID FIELD: a line of /proc/.../status, values only.
 status_field() { sed -n "s/^$2:[[:space:]]*//p" "/proc/$1/status" 2>/dev/null | tr -s ' \t' ' '; }
-
-# ready PID: signals are on the signalfd (SIGHUP and SIGUSR1 blocked).
-ready() {
-	local blk
-	[ "$(readlink "/proc/$1/exe" 2>/dev/null)" = "$(readlink -f "$PKTPIPE")" ] || return 1
-	blk=$(status_field "$1" SigBlk)
-	[ -n "$blk" ] && [ $((0x$blk & 0x201)) -eq $((0x201)) ]
-}
-
-stop() { # stop NAME: SIGTERM, bounded; exit status in $status
-	local pid=${PIDS[$1]}
-	{
-		kill -TERM "$pid"
-		timeout 30 tail --pid="$pid" -f /dev/null || kill -9 "$pid"
-		wait "$pid"
-	} 2>/dev/null
-	status=$?
-}
 
 # ------------------------------------------------------------------ #
 # The receiver, unprivileged                                          #
 
 printf '[in]\nplugin = zmq-in\nendpoint = tcp://127.0.0.1:*\n\n[out]\nplugin = pcap-out\ninput = in\npath = %s\n' \
 	"$W/rx.pcap" >"$W/rx.ini"
-# Not through nsx: a function in the background is a subshell, and $!
-# would be that; ip netns exec and setpriv exec, so $! is pktpipe.
-ip netns exec "$NS" setpriv --reuid="$NOBODY_UID" --regid="$NOBODY_GID" --clear-groups \
-	--inh-caps=-all --bounding-set=-all --no-new-privs "$PKTPIPE" -c "$W/rx.ini" \
-	--stats-json "$W/rx.json" </dev/null >/dev/null 2>"$W/rx.err" &
-PIDS[rx]=$!
-on_exit "kill -9 ${PIDS[rx]}"
-if wait_for 20 grep -q 'in: info: bound to' "$W/rx.err"; then ok; else
+# Named nobody/rx: its stats and stderr in $W, where nobody may write. ip
+# netns exec and setpriv exec, so the pid spawn keeps is pktpipe.
+spawn nobody/rx ip netns exec "$NS" setpriv --reuid="$NOBODY_UID" --regid="$NOBODY_GID" \
+	--clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs \
+	"$PKTPIPE" -c "$W/rx.ini" --stats-json "$W/rx.json" >/dev/null
+RX=${PIDS[nobody/rx]}
+if wait_bound "$W/rx.err" 1 20; then ok; else
 	fail "unprivileged receiver: no bind: $(tail -n 3 "$W/rx.err")"
 fi
-wait_for 10 ready "${PIDS[rx]}"
-port=$(sed -n 's|^pktpipe: in: info: bound to tcp://127.0.0.1:\([0-9]*\)$|\1|p' "$W/rx.err" | head -n 1)
-expect_eq "unprivileged receiver: CapEff" "$(status_field "${PIDS[rx]}" CapEff)" 0000000000000000
+wait_for 10 ready "$RX"
+port=$(bound_port "$W/rx.err" in)
+expect_eq "unprivileged receiver: CapEff" "$(status_field "$RX" CapEff)" 0000000000000000
 
 # ------------------------------------------------------------------ #
 # The sender drops everything                                         #
@@ -101,18 +66,17 @@ GROUP=17
 nsx iptables -A OUTPUT -o lo -p icmp --icmp-type echo-request -j NFLOG --nflog-group $GROUP
 printf '[capture]\nplugin = nflog\ngroups = %d\nuser = nobody\nqthreshold = 1\n\n[to-ids]\nplugin = zmq-out\ninput = capture\nendpoint = tcp://127.0.0.1:%s\nbatch_delay = 0\n' \
 	$GROUP "$port" >"$W/tx.ini"
-ip netns exec "$NS" "$PKTPIPE" -c "$W/tx.ini" --stats-json "$W/tx.json" </dev/null >/dev/null 2>"$W/tx.err" &
-PIDS[tx]=$!
-on_exit "kill -9 ${PIDS[tx]}"
+spawn nobody/tx ip netns exec "$NS" "$PKTPIPE" -c "$W/tx.ini" --stats-json "$W/tx.json" >/dev/null
+TX=${PIDS[nobody/tx]}
 # The switch happens at start, after the group is bound: wait for the uid.
-if wait_for 20 bash -c "[ \"\$(sed -n 's/^Uid:[[:space:]]*//p' /proc/${PIDS[tx]}/status | tr -s ' \t' ' ')\" = '$NOBODY_UID $NOBODY_UID $NOBODY_UID $NOBODY_UID' ]"; then
+if wait_for 20 bash -c "[ \"\$(sed -n 's/^Uid:[[:space:]]*//p' /proc/$TX/status | tr -s ' \t' ' ')\" = '$NOBODY_UID $NOBODY_UID $NOBODY_UID $NOBODY_UID' ]"; then
 	ok
 else
-	fail "sender: never became nobody: Uid $(status_field "${PIDS[tx]}" Uid): $(tail -n 3 "$W/tx.err")"
+	fail "sender: never became nobody: Uid $(status_field "$TX" Uid): $(tail -n 3 "$W/tx.err")"
 fi
-wait_for 10 ready "${PIDS[tx]}"
-expect_eq "sender: Gid" "$(status_field "${PIDS[tx]}" Gid)" "$NOBODY_GID $NOBODY_GID $NOBODY_GID $NOBODY_GID"
-groups=$(status_field "${PIDS[tx]}" Groups)
+wait_for 10 ready "$TX"
+expect_eq "sender: Gid" "$(status_field "$TX" Gid)" "$NOBODY_GID $NOBODY_GID $NOBODY_GID $NOBODY_GID"
+groups=$(status_field "$TX" Groups)
 case "${groups% }" in
 "" | "$NOBODY_GID") ok ;;
 *) fail "sender: supplementary groups left: $groups" ;;
@@ -124,41 +88,34 @@ esac
 bad=""
 bnd=""
 nthreads=0
-for task in /proc/"${PIDS[tx]}"/task/*; do
+for task in /proc/"$TX"/task/*; do
 	tid=${task##*/}
 	nthreads=$((nthreads + 1))
 	for f in CapInh CapPrm CapEff CapAmb; do
-		v=$(status_field "${PIDS[tx]}/task/$tid" $f)
+		v=$(status_field "$TX/task/$tid" $f)
 		[ "$v" = 0000000000000000 ] || bad="$bad thread $tid ($(cat "$task/comm" 2>/dev/null)) $f=$v;"
 	done
-	v=$(status_field "${PIDS[tx]}/task/$tid" Uid)
+	v=$(status_field "$TX/task/$tid" Uid)
 	[ "$v" = "$NOBODY_UID $NOBODY_UID $NOBODY_UID $NOBODY_UID" ] || bad="$bad thread $tid Uid=$v;"
-	v=$(status_field "${PIDS[tx]}/task/$tid" CapBnd)
+	v=$(status_field "$TX/task/$tid" CapBnd)
 	[ "$v" = 0000000000000000 ] || bnd="$bnd $(cat "$task/comm" 2>/dev/null)"
 done
 if [ -z "$bad" ]; then ok; else fail "sender: privileges left:$bad"; fi
-expect_eq "sender: CapBnd (main thread)" "$(status_field "${PIDS[tx]}" CapBnd)" 0000000000000000
+expect_eq "sender: CapBnd (main thread)" "$(status_field "$TX" CapBnd)" 0000000000000000
 [ -n "$bnd" ] && echo "security: note: sender threads with a full bounding set (made before the switch):$bnd"
 echo "security: sender: $nthreads threads, all nobody, none with an inheritable, permitted, effective or ambient capability"
 # A gateway listens on nothing: zmq-out connects.
-listening=$(nsx ss -Hltnp 2>/dev/null | grep -c "pid=${PIDS[tx]},")
+listening=$(nsx ss -Hltnp 2>/dev/null | grep -c "pid=$TX,")
 expect_eq "sender: listening sockets" "$listening" 0
 # And it still works, unprivileged: pings reach the receiver.
 nsx ping -c 5 -i 0.1 -W 1 127.0.0.1 >/dev/null 2>&1
-rm -f "$W/rx.json"
-for i in $(seq 1 40); do
-	kill -USR1 "${PIDS[rx]}" 2>/dev/null
-	sleep 0.25
-	[ -s "$W/rx.json" ] && [ "$(stat "$W/rx.json" out packets_out)" -ge 5 ] && break
-	rm -f "$W/rx.json"
-done
-if [ -s "$W/rx.json" ] && [ "$(stat "$W/rx.json" out packets_out)" -ge 5 ]; then ok; else
+if wait_stat nobody/rx 10 out packets_out -ge 5; then ok; else
 	fail "after the switch: the pings did not reach the receiver: $(tail -n 3 "$W/tx.err")"
 fi
-stop tx
+stop nobody/tx
 expect_eq "sender: exit" "$status" 0
 expect_balanced "sender" "$W/tx.json"
-stop rx
+stop nobody/rx
 expect_eq "unprivileged receiver: exit" "$status" 0
 expect_balanced "unprivileged receiver" "$W/rx.json"
 
@@ -207,10 +164,8 @@ expect_contains "key file symlink: message" "$err" "key file $TMP/link.key"
 
 # Mode 0600 is accepted: the receiver starts and binds.
 rx_key_ini "$TMP/ok.ini" "$TMP/server.key"
-"$PKTPIPE" -c "$TMP/ok.ini" --stats-json "$TMP/ok.json" 2>"$TMP/ok.err" >/dev/null &
-PIDS[ok]=$!
-on_exit "kill -9 ${PIDS[ok]}"
-if wait_for 20 grep -q 'in: info: bound to' "$TMP/ok.err"; then ok; else
+start ok "$TMP/ok.ini"
+if wait_bound "$TMP/ok.err" 1 20; then ok; else
 	fail "key mode 0600: refused: $(tail -n 3 "$TMP/ok.err")"
 fi
 wait_for 10 ready "${PIDS[ok]}"
@@ -265,10 +220,8 @@ else
 	# No endpoint: no socket at all.
 	printf '[src]\nplugin = pcap-in\npath = %s\nloop = 0\nrate = 10KiB/s\n\n[ring]\nplugin = ring\ninput = src\n' \
 		"$CORPUS/babel_rfc6126bis.pcap" >"$TMP/ring-none.ini"
-	"$PKTPIPE" -c "$TMP/ring-none.ini" 2>"$TMP/ring-none.err" >/dev/null &
-	PIDS[none]=$!
-	on_exit "kill -9 ${PIDS[none]}"
-	wait_for 10 ready "${PIDS[none]}" || fail "ring without endpoint: not running"
+	spawn none "$PKTPIPE" -c "$TMP/ring-none.ini" >/dev/null
+	running none
 	expect_eq "ring without endpoint: listening sockets" \
 		"$(ss -Hltnp 2>/dev/null | grep -c "pid=${PIDS[none]},")" 0
 	stop none

@@ -26,79 +26,13 @@
 SUITE=shard
 . "$(dirname "$0")/../lib.sh"
 
-PY=/usr/bin/python3
 FLOWS=("$PY" "$ROOT/tests/tools/shard-flows.py")
 SHIFT=100000 # seconds: the second replay of the failover run
-declare -A PIDS
 
-for so in zmq-out zmq-in pcap-in pcap-out; do
-	if [ ! -f "$BUILD/plugins/$so.so" ]; then
-		fail "$BUILD/plugins/$so.so is not built"
-		finish
-		exit 1
-	fi
-done
+need_plugins zmq-out zmq-in pcap-in pcap-out || { finish; exit 1; }
 
 # ------------------------------------------------------------------ #
 # Helpers                                                             #
-
-# start NAME INI: pktpipe in the background, stats in $TMP/NAME.json.
-start() {
-	"$PKTPIPE" -c "$2" --stats-json "$TMP/$1.json" 2>"$TMP/$1.err" >/dev/null &
-	PIDS[$1]=$!
-	on_exit "kill -9 ${PIDS[$1]}"
-}
-
-# stop NAME: SIGTERM, wait (bounded); its exit status in $status.
-stop() {
-	local pid=${PIDS[$1]}
-	{
-		kill -TERM "$pid"
-		timeout 30 tail --pid="$pid" -f /dev/null || kill -9 "$pid"
-		wait "$pid"
-	} 2>/dev/null
-	status=$?
-}
-
-# snapshot NAME: fresh stats in $TMP/NAME.json (SIGUSR1).
-snapshot() {
-	rm -f "$TMP/$1.json"
-	kill -USR1 "${PIDS[$1]}" 2>/dev/null && wait_for 10 test -s "$TMP/$1.json"
-}
-
-# total JSON PLUGIN FIELD: a counter summed over a plugin's nodes.
-total() {
-	"$PY" - "$@" <<'PY'
-import json, sys
-nodes = json.load(open(sys.argv[1]))["nodes"].values()
-print(sum(n.get(sys.argv[3], 0) for n in nodes if n["plugin"] == sys.argv[2]))
-PY
-}
-
-# wait_total NAME SECONDS PLUGIN FIELD WANT: until the counter reaches WANT.
-wait_total() {
-	local name=$1 limit=$2 i
-	for ((i = 0; i < limit * 4; i++)); do
-		if snapshot "$name" && [ "$(total "$TMP/$name.json" "$3" "$4")" -ge "$5" ]; then
-			return 0
-		fi
-		sleep 0.25
-	done
-	return 1
-}
-
-# wait_stat NAME SECONDS NODE FIELD WANT: until a counter of a running
-# pktpipe equals WANT.
-wait_stat() {
-	local name=$1 limit=$2 i
-	for ((i = 0; i < limit * 4; i++)); do
-		if snapshot "$name" && [ "$(stat "$TMP/$name.json" "$3" "$4")" = "$5" ]; then
-			return 0
-		fi
-		sleep 0.25
-	done
-	return 1
-}
 
 # receivers NAME SPEC...: one pktpipe with a zmq-in -> pcap-out pair per
 # SPEC, writing $TMP/NAME-I.pcap: tcp (a free port), ipc (a socket file),
@@ -126,14 +60,14 @@ receivers() {
 		i=$((i + 1))
 	done >"$TMP/$name.ini"
 	start "$name" "$TMP/$name.ini"
-	if ! wait_for 60 bash -c "[ \$(grep -c ': info: bound to ' '$TMP/$name.err') -ge $n ]"; then
+	if ! wait_bound "$TMP/$name.err" "$n" 60; then
 		fail "$name: receivers did not bind: $(tail -n 3 "$TMP/$name.err")"
 		return 1
 	fi
 	i=0
 	for spec in "$@"; do
 		case $spec in
-		tcp) EPS+=("tcp://127.0.0.1:$(sed -n "s|^pktpipe: in$i: info: bound to tcp://127.0.0.1:\([0-9]*\)$|\1|p" "$TMP/$name.err")") ;;
+		tcp) EPS+=("tcp://127.0.0.1:$(bound_port "$TMP/$name.err" "in$i")") ;;
 		*) EPS+=("ipc://$TMP/$name-$i.ipc") ;;
 		esac
 		i=$((i + 1))
@@ -152,8 +86,7 @@ send() {
 		printf '[z]\nplugin = zmq-out\ninput = src\nendpoint = %s\n' "$(endpoints)"
 		printf '%s\n' "$@"
 	} >"$TMP/$name.ini"
-	timeout 120 "$PKTPIPE" -c "$TMP/$name.ini" --stats-json "$TMP/$name.json" \
-		2>"$TMP/$name.err" >/dev/null
+	run_graph "$name"
 }
 
 # json FILE KEY: a field of the JSON flows.py check printed.
@@ -277,14 +210,14 @@ receivers fo ipc - ipc || die
 printf '[in]\nplugin = zmq-in\nendpoint = tcp://127.0.0.1:*\nrcvhwm = 100000\n\n[z]\nplugin = zmq-out\ninput = in\nendpoint = %s\nshard = flow\nfailover = yes\ndead_after = 200ms\nsndhwm = 100000\nlinger = 3s\n' \
 	"$(endpoints)" >"$TMP/relay.ini"
 start relay "$TMP/relay.ini"
-wait_for 60 grep -q ': info: bound to ' "$TMP/relay.err" || fail "failover: the relay did not bind"
-RELAY=$(sed -n 's|^pktpipe: in: info: bound to tcp://127.0.0.1:\([0-9]*\)$|\1|p' "$TMP/relay.err")
-wait_stat relay 30 z ep1.dead 1 || fail "failover: ep1 never declared dead"
+wait_bound "$TMP/relay.err" 1 60 || fail "failover: the relay did not bind"
+RELAY=$(bound_port "$TMP/relay.err" in)
+wait_stat relay 30 z ep1.dead = 1 || fail "failover: ep1 never declared dead"
 # Connected first: from then on an endpoint can only come alive (were it
 # slower than dead_after to connect, it was dead for a while).
 for i in 0 2; do
-	wait_stat relay 30 z "ep$i.connections" 1 || fail "failover: ep$i not connected"
-	wait_stat relay 30 z "ep$i.dead" 0 || fail "failover: ep$i dead"
+	wait_stat relay 30 z "ep$i.connections" = 1 || fail "failover: ep$i not connected"
+	wait_stat relay 30 z "ep$i.dead" = 0 || fail "failover: ep$i dead"
 done
 expect_contains "failover: death logged" "$(cat "$TMP/relay.err")" "z: warning: ep1 (ipc://$TMP/fo-1.ipc): no connection for 200 ms: dead; its flows go to the living endpoints"
 
@@ -322,7 +255,7 @@ done
 printf '[in1]\nplugin = zmq-in\nendpoint = ipc://%s\nrcvhwm = 100000\n\n[out1]\nplugin = pcap-out\ninput = in1\npath = %s\nprecision = ns\n' \
 	"$TMP/fo-1.ipc" "$TMP/fo-1.pcap" >"$TMP/back.ini"
 start back "$TMP/back.ini"
-wait_stat relay 30 z ep1.dead 0 || fail "failover: ep1 never came back"
+wait_stat relay 30 z ep1.dead = 0 || fail "failover: ep1 never came back"
 expect_contains "failover: return logged" "$(cat "$TMP/relay.err")" "ep1 (ipc://$TMP/fo-1.ipc): connected for 200 ms: alive again; its flows come back"
 "${FLOWS[@]}" shift "$TMP/in.pcap" "$TMP/in2.pcap" $SHIFT
 feed feed2 "$TMP/in2.pcap"
@@ -381,7 +314,7 @@ fi
 if [ -f "$BUILD/plugins/zlib.so" ]; then
 	printf '[src]\nplugin = pcap-in\npath = %s\n\n[zip]\nplugin = zlib\ninput = src\n\n[z]\nplugin = zmq-out\ninput = zip\nendpoint = ipc://%s/a.ipc, ipc://%s/b.ipc\nshard = flow\nlinger = 0\n' \
 		"$TMP/in.pcap" "$TMP" "$TMP" >"$TMP/frames.ini"
-	timeout 60 "$PKTPIPE" -c "$TMP/frames.ini" --stats-json "$TMP/frames.json" 2>"$TMP/frames.err" >/dev/null
+	run_graph frames 60
 	expect_eq "frames: exit" "$?" 0
 	expect_balanced "frames" "$TMP/frames.json"
 	expect_eq "frames: dropped" "$(stat "$TMP/frames.json" z dropped frame)" "$N"

@@ -11,7 +11,6 @@ SUITE=statsd
 . "$(dirname "$0")/../lib.sh"
 
 P=(--plugin-path "$BUILD/plugins")
-PCAPCMP="$BUILD/tools/pcapcmp"
 QUERY="$ROOT/tests/tools/statsd-query.js"
 STATSD_VERSION=0.9.0
 NPM_DIR=${STATSD_NPM_DIR:-$ROOT/build/npm}
@@ -50,34 +49,12 @@ if ! install_statsd; then
 	exit
 fi
 
-# A port nobody uses now: udp (on 127.0.0.1 and, with IPv6, ::1) or tcp.
-free_port() {
-	python3 - "$1" "$HAVE_V6" <<'PY'
-import socket, sys
-udp, v6 = sys.argv[1] == "udp", sys.argv[2] == "yes"
-for _ in range(100):
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)]
-    socks[0].bind(("127.0.0.1", 0))
-    port = socks[0].getsockname()[1]
-    try:
-        if v6:
-            socks.append(socket.socket(socket.AF_INET6, socks[0].type))
-            socks[1].bind(("::1", port))
-        print(port)
-        break
-    except OSError:
-        pass
-    finally:
-        for s in socks:
-            s.close()
-PY
-}
-
-HAVE_V6=no
+# Ports nobody uses now, on 127.0.0.1 and, with IPv6, ::1 (free_port ... v6).
+HAVE_V6=no V6=
 python3 -c 'import socket; socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).bind(("::1", 0))' \
-	2>/dev/null && HAVE_V6=yes
-SD_PORT=$(free_port udp)
-MG_PORT=$(free_port tcp)
+	2>/dev/null && HAVE_V6=yes V6=v6
+SD_PORT=$(free_port udp $V6)
+MG_PORT=$(free_port tcp $V6)
 if [ "$HAVE_V6" = yes ]; then
 	SD_LISTEN='address: "::", address_ipv6: true' # dual stack: IPv4 too
 else
@@ -119,11 +96,7 @@ for v in "$N1" "$N2" "$N3" "$B1" "$B2" "$B3"; do
 	[ "${v:-0}" -gt 0 ] || { fail "capinfos/tshark could not count the captures"; finish; exit; }
 done
 
-run() { # run NAME: $TMP/NAME.ini; status in $status, stats in $TMP/NAME.json
-	timeout 60 "$PKTPIPE" "${P[@]}" -c "$TMP/$1.ini" --stats-json "$TMP/$1.json" \
-		>/dev/null 2>"$TMP/$1.err"
-	status=$?
-}
+run() { run_graph "$1" 60 "${P[@]}"; } # run NAME: run_graph, 60 s at most
 
 # metric FILE NAME: a value of a statsd table ("absent" if it is not there);
 # a timer's samples are summed.
@@ -381,7 +354,7 @@ PY
 	DG_TOTAL=${why%% *}
 }
 for size in 1432 512; do
-	port=$(free_port udp)
+	port=$(free_port udp $V6)
 	listen "$port" "$TMP/dg$size.txt"
 	sed -e "s/^host = .*/host = 127.0.0.1:$port\ndatagram_size = $size/" \
 		-e "s/^prefix = fan$/prefix = a.rather.long.prefix.to.need.several.datagrams/" \
@@ -404,18 +377,15 @@ done
 INTERVAL=30ms pipe_ini term term
 sed -i -e "s|^path = $F1$|path = $F1\nloop = 0\nrate = 2MiB/s|" \
 	-e "s|^path = $TMP/term.pcap$|path = $TMP/term.pcap\nflush = 1s|" "$TMP/term.ini"
-"$PKTPIPE" "${P[@]}" -c "$TMP/term.ini" --stats-json "$TMP/term.json" 2>"$TMP/term.err" &
-pid=$!
-on_exit "kill -9 $pid"
+start term "$TMP/term.ini" "${P[@]}"
 seen() { query "$TMP/term.c.json" && [ "$(metric "$TMP/term.c.json" term.out.packets_in)" != absent ]; }
 if wait_for 20 seen; then ok; else fail "SIGTERM: nothing reached statsd while running"; fi
-kill -TERM $pid
-reap "$pid" 20
-expect_eq "SIGTERM: exit" "$?" 0
+stop term TERM 20
+expect_eq "SIGTERM: exit" "$status" 0
 same_as_stats "SIGTERM: statsd = stats" term "$TMP/term.json"
 
 # --- stats_endpoint: a JSON snapshot on a unix socket ---------------------
-snapshot() { # snapshot SOCKET OUT: read one answer, check it is JSON
+ep_read() { # ep_read SOCKET OUT: read one answer, check it is JSON
 	timeout 10 python3 - "$@" <<'PY'
 import json, socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -433,12 +403,10 @@ SOCK="$TMP/stats.sock"
 python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$SOCK"
 INTERVAL=30ms pipe_ini ep ep "stats_endpoint = $SOCK"
 sed -i -e "s|^path = $F1$|path = $F1\nloop = 0\nrate = 2MiB/s|" -e "s/^host = .*/host =/" "$TMP/ep.ini"
-"$PKTPIPE" "${P[@]}" -c "$TMP/ep.ini" --stats-json "$TMP/ep.json" 2>"$TMP/ep.err" &
-pid=$!
-on_exit "kill -9 $pid"
-moving() { snapshot "$SOCK" "$TMP/snap1.json" && [ "$(stat "$TMP/snap1.json" out packets_in)" -gt 0 ]; }
+start ep "$TMP/ep.ini" "${P[@]}"
+moving() { ep_read "$SOCK" "$TMP/snap1.json" && [ "$(stat "$TMP/snap1.json" out packets_in)" -gt 0 ]; }
 if wait_for 20 moving; then ok; else fail "stats_endpoint: no snapshot with packets: $(cat "$TMP/ep.err")"; fi
-snapshot "$SOCK" "$TMP/snap2.json"
+ep_read "$SOCK" "$TMP/snap2.json"
 expect_eq "stats_endpoint: answers again" "$?" 0
 expect_balanced "stats_endpoint: snapshot" "$TMP/snap2.json"
 first=$(stat "$TMP/snap1.json" in packets_out) second=$(stat "$TMP/snap2.json" in packets_out)
@@ -449,9 +417,8 @@ expect_eq "stats_endpoint: nodes" \
 expect_eq "stats_endpoint: its queries" "$(stat "$TMP/snap2.json" sd endpoint_queries)" \
 	$(($(stat "$TMP/snap1.json" sd endpoint_queries) + 1))
 expect_eq "stats_endpoint: drops as in --stats-json" "$(stat "$TMP/snap2.json" out dropped linktype)" 0
-kill -TERM $pid
-reap "$pid" 20
-expect_eq "stats_endpoint: exit" "$?" 0
+stop ep TERM 20
+expect_eq "stats_endpoint: exit" "$status" 0
 expect_eq "stats_endpoint: host empty, nothing sent" "$(stat "$TMP/ep.json" sd flushes 2>/dev/null || echo none)" none
 if [ ! -e "$SOCK" ]; then ok; else fail "stats_endpoint: $SOCK left behind"; fi
 # Anything else at the path is not ours to remove.

@@ -26,7 +26,6 @@
 SUITE=storm
 . "$(dirname "$0")/../lib.sh"
 
-PY=/usr/bin/python3
 PEER="$ROOT/tests/tools/storm-peer.py"
 N_AUTO=${STORM_N:-20000}
 N_NATIVE=$((N_AUTO / 2))
@@ -35,64 +34,10 @@ MAX_MESSAGE=1048576
 CODECS=""
 [ -f "$BUILD/plugins/zlib.so" ] && CODECS="$CODECS,1"
 [ -f "$BUILD/plugins/zstd.so" ] && CODECS="$CODECS,2"
-declare -A PIDS
 
-prerequisites() {
-	local p
-	if ! "$PY" -c 'import zmq' 2>/dev/null; then
-		fail "python3-zmq is not installed for $PY (apt-get install python3-zmq)"
-	fi
-	for p in pcap-in pcap-out zmq-in zmq-out zlib; do
-		[ -f "$BUILD/plugins/$p.so" ] || fail "plugin $p not built in $BUILD/plugins"
-	done
-	if [ "$FAILED" -ne 0 ]; then
-		finish
-		exit 1
-	fi
-}
-prerequisites
-
-start() { # start NAME INI: pktpipe in the background
-	"$PKTPIPE" -c "$2" --stats-json "$TMP/$1.json" 2>"$TMP/$1.err" >/dev/null &
-	PIDS[$1]=$!
-	on_exit "kill -9 ${PIDS[$1]}"
-}
-
-stop() { # stop NAME: SIGTERM, bounded wait; exit status in $status
-	local pid=${PIDS[$1]}
-	{
-		kill -TERM "$pid"
-		timeout 30 tail --pid="$pid" -f /dev/null || kill -9 "$pid"
-		wait "$pid"
-	} 2>/dev/null
-	status=$?
-}
-
-snapshot() { # fresh stats of NAME (SIGUSR1)
-	rm -f "$TMP/$1.json"
-	kill -USR1 "${PIDS[$1]}" 2>/dev/null && wait_for 10 test -s "$TMP/$1.json"
-}
-
-# wait_stat NAME SECONDS NODE FIELD WANT: until the counter reaches WANT.
-wait_stat() {
-	local name=$1 limit=$2 i
-	for ((i = 0; i < limit * 4; i++)); do
-		if snapshot "$name" && [ "$(stat "$TMP/$name.json" "$3" "$4")" -ge "$5" ]; then
-			return 0
-		fi
-		sleep 0.25
-	done
-	return 1
-}
-
-wait_peer() { # wait_peer PID SECONDS: its exit status, killed after SECONDS
-	timeout "$2" tail --pid="$1" -f /dev/null || kill -9 "$1" 2>/dev/null
-	{ wait "$1"; } 2>/dev/null
-}
-
-bound_port() { # bound_port ERRFILE NODE
-	sed -n "s|^pktpipe: $2: info: bound to tcp://127.0.0.1:\([0-9]*\)$|\1|p" "$1" | head -n 1
-}
+need_pyzmq
+need_plugins pcap-in pcap-out zmq-in zmq-out zlib
+finish_if_failed
 
 # ------------------------------------------------------------------ #
 # Real frames from a zmq-out sender                                   #
@@ -108,9 +53,7 @@ if [ "${npkts:-0}" -gt 100 ]; then ok; else
 	exit 1
 fi
 
-"$PY" "$PEER" collect "$TMP/port" "$TMP/count" "$TMP/frames" 2>"$TMP/collect.err" &
-collector=$!
-on_exit "kill -9 $collector"
+spawn collect "$PY" "$PEER" collect "$TMP/port" "$TMP/count" "$TMP/frames"
 wait_for 20 test -s "$TMP/port" || fail "the collector did not start: $(cat "$TMP/collect.err")"
 : >"$TMP/tx.ini"
 k=0
@@ -119,13 +62,13 @@ for b in 1 3 8 32; do
 		$k "$TMP/raw.pcap" $k $k "$(cat "$TMP/port")" $b >>"$TMP/tx.ini"
 	k=$((k + 1))
 done
-timeout 60 "$PKTPIPE" -c "$TMP/tx.ini" --stats-json "$TMP/tx.json" 2>"$TMP/tx.err" >/dev/null
+run_graph tx 60
 expect_eq "sender exit" "$?" 0
 sent=$(python3 -c 'import json,sys
 n = json.load(open(sys.argv[1]))["nodes"]
 print(sum(v.get("frames_sent", 0) for v in n.values()))' "$TMP/tx.json" 2>/dev/null)
 echo "${sent:-0}" >"$TMP/count"
-wait_peer $collector 60
+reap "${PIDS[collect]}" 60
 expect_eq "collector got every frame the sender sent (${sent:-0})" "$?" 0
 
 # ------------------------------------------------------------------ #
@@ -152,33 +95,31 @@ PY
 }
 
 storm_run() { # storm_run RUN WIRE MUTANTS SEED
-	local run=$1 wire=$2 n=$3 seed=$4 peer mutants total bad lines
+	local run=$1 wire=$2 n=$3 seed=$4 mutants total bad lines
 	printf '[in]\nplugin = zmq-in\nendpoint = tcp://127.0.0.1:*\nwire = %s\nmax_message = %s\n\n[out]\nplugin = pcap-out\ninput = in\npath = %s\nlinktype = RAW\nprecision = ns\n' \
 		"$wire" "$MAX_MESSAGE" "$TMP/$run.pcap" >"$TMP/$run.ini"
 	start "$run" "$TMP/$run.ini"
-	if ! wait_for 20 grep -q ': info: bound to ' "$TMP/$run.err"; then
+	if ! wait_bound "$TMP/$run.err" 1 20; then
 		fail "$run: receiver did not bind: $(tail -n 3 "$TMP/$run.err")"
 		return
 	fi
 	rm -f "$TMP/$run.mark" "$TMP/$run.go"
-	"$PY" "$PEER" storm "tcp://127.0.0.1:$(bound_port "$TMP/$run.err" in)" "$TMP/frames" \
-		"$wire" "$n" "$seed" "$MAX_MESSAGE" "$CODECS" "$TMP/$run.expect" "$TMP/$run.info" \
-		"$TMP/$run.mark" "$TMP/$run.go" 2>"$TMP/$run.peer.err" &
-	peer=$!
-	on_exit "kill -9 $peer"
+	spawn "$run.peer" "$PY" "$PEER" storm "tcp://127.0.0.1:$(bound_port "$TMP/$run.err" in)" \
+		"$TMP/frames" "$wire" "$n" "$seed" "$MAX_MESSAGE" "$CODECS" "$TMP/$run.expect" \
+		"$TMP/$run.info" "$TMP/$run.mark" "$TMP/$run.go"
 	if ! wait_for 120 test -s "$TMP/$run.mark"; then
 		fail "$run: the mutants were not all sent: $(tail -n 3 "$TMP/$run.peer.err")"
 		return
 	fi
 	mutants=$(cat "$TMP/$run.mark")
-	wait_stat "$run" 60 in frames_in "$mutants" ||
+	wait_stat "$run" 60 in frames_in -ge "$mutants" ||
 		fail "$run: $(stat "$TMP/$run.json" in frames_in) of $mutants mutants arrived"
 	if kill -0 "${PIDS[$run]}" 2>/dev/null; then ok; else fail "$run: the receiver died in the storm"; fi
 	touch "$TMP/$run.go"
-	wait_peer $peer 60
+	reap "${PIDS[$run.peer]}" 60
 	expect_eq "$run: peer exit" "$?" 0
 	total=$(python3 -c 'import json,sys; i = json.load(open(sys.argv[1])); print(i["mutants"] + i["base"])' "$TMP/$run.info")
-	wait_stat "$run" 60 in frames_in "$total" ||
+	wait_stat "$run" 60 in frames_in -ge "$total" ||
 		fail "$run: $(stat "$TMP/$run.json" in frames_in) of $total messages arrived"
 	stop "$run"
 	expect_eq "$run: receiver exit" "$status" 0
@@ -192,11 +133,7 @@ storm_run() { # storm_run RUN WIRE MUTANTS SEED
 	if [ "$bad" -gt 100 ] && [ "$lines" -lt $((bad / 10)) ]; then ok; else
 		fail "$run: $lines log lines for $bad bad frames: not rate limited, or too few bad frames"
 	fi
-	if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$TMP/$run.err"; then
-		fail "$run: sanitizer report: $(grep -m1 -E 'Sanitizer|runtime error' "$TMP/$run.err")"
-	else
-		ok
-	fi
+	sanitizer_clean "$run" "$TMP/$run.err"
 	python3 - "$run" "$TMP/$run.info" <<'PY'
 import json, sys
 i = json.load(open(sys.argv[2]))

@@ -22,8 +22,6 @@ if [ "$(id -u)" -ne 0 ] || ! command -v tcpdump >/dev/null || [ ! -c /dev/net/tu
 	exit
 fi
 
-nsx() { ip netns exec "$NS" "$@"; }
-
 ip netns add "$NS" || { fail "ip netns add $NS"; finish; exit; }
 on_exit "ip netns del $NS"
 # No IPv6 in the namespace: the kernel sends nothing of its own on the TAP.
@@ -45,14 +43,15 @@ write_ini() {
 	for kv in "$@"; do printf '%s\n' "$kv" >> "$ini"; done
 }
 
-# tcpdump on the TAP, inbound only (what tap-out writes), each packet written
-# at once; returns when it listens. pcap-in writes a file in one burst: the
-# ring gets room for all of it (-B KiB; -s keeps ring slots small).
+# capture_start $TMP/NAME: tcpdump on the TAP, inbound only (what tap-out
+# writes), each packet written at once, into $TMP/NAME (its stderr in
+# $TMP/NAME.err); returns when it listens. pcap-in writes a file in one
+# burst: the ring gets room for all of it (-B KiB; -s keeps ring slots small).
 capture_start() {
 	cap=$1
-	ip netns exec "$NS" tcpdump -n -i "$TAP" -Q in -U --immediate-mode -s 2048 -B 32768 -Z root -w "$cap" 2>"$cap.err" &
-	tcpdump_pid=$!
-	on_exit "kill -9 $tcpdump_pid"
+	spawn "${cap##*/}" ip netns exec "$NS" tcpdump -n -i "$TAP" -Q in -U --immediate-mode -s 2048 \
+		-B 32768 -Z root -w "$cap"
+	tcpdump_pid=${PIDS[${cap##*/}]}
 	wait_for 10 grep -q "listening on" "$cap.err" || fail "tcpdump did not start: $(cat "$cap.err")"
 }
 
@@ -72,9 +71,7 @@ capture_has() { [ "$(python3 "$FRAMES" count "$cap")" -ge "$1" ]; }
 # Wait until the capture holds $1 frames (or the bound passes), then stop it.
 capture_stop() {
 	wait_for 10 capture_has "$1"
-	kill -INT "$tcpdump_pid" 2>/dev/null
-	timeout 10 tail --pid="$tcpdump_pid" -f /dev/null || kill -9 "$tcpdump_pid"
-	wait "$tcpdump_pid" 2>/dev/null
+	stop_pid "$tcpdump_pid" INT 10
 }
 
 # replay INPUT EXPECT_ARGS [tap-out keys...]: one run into the TAP; checks
@@ -227,9 +224,7 @@ expect_balanced "frames" "$json"
 nsx sysctl -qw net.ipv6.conf.default.disable_ipv6=0
 printf '[in]\nplugin = pcap-in\npath = %s\nloop = 0\nrate = 200KiB/s\n\n[tap]\nplugin = tap-out\ninput = in\nifname = ppc0\nmtu = 9000\n' \
 	"$C/vrrp.pcap" > "$ini"
-ip netns exec "$NS" "$PKTPIPE" -c "$ini" --stats-json "$TMP/create.json" 2>"$TMP/create.err" &
-pid=$!
-on_exit "kill -9 $pid"
+spawn create ip netns exec "$NS" "$PKTPIPE" -c "$ini" --stats-json "$TMP/create.json"
 link_up() { nsx ip link show "$1" 2>/dev/null | grep -q '[<,]UP[,>]'; }
 if wait_for 10 link_up ppc0; then ok; else fail "ppc0 not created and up: $(cat "$TMP/create.err")"; fi
 link=$(nsx ip -d link show ppc0)
@@ -250,10 +245,8 @@ printf '[in]\nplugin = pcap-in\npath = %s\n\n[tap]\nplugin = tap-out\ninput = in
 out=$(nsx "$PKTPIPE" -c "$TMP/busy.ini" 2>&1)
 expect_eq "busy: exit" "$?" 1
 expect_contains "busy: message" "$out" "cannot create or attach to interface ppc0: it exists and another process has it open"
-kill -TERM $pid
-timeout 10 tail --pid=$pid -f /dev/null || kill -9 $pid
-wait $pid
-expect_eq "created: exit after SIGTERM" "$?" 0
+stop create TERM 10
+expect_eq "created: exit after SIGTERM" "$status" 0
 expect_balanced "created" "$TMP/create.json"
 expect_contains "created: logged" "$(cat "$TMP/create.err")" "created TAP interface ppc0 (mtu 9000, up)"
 if nsx ip link show ppc0 >/dev/null 2>&1; then fail "ppc0 left behind"; else ok; fi

@@ -20,62 +20,10 @@
 SUITE=zlib
 . "$(dirname "$0")/../lib.sh"
 
-PY=/usr/bin/python3
-PCAPCMP="$BUILD/tools/pcapcmp"
 TOOLS="$ROOT/tests/tools"
-declare -A PIDS
 
 # ------------------------------------------------------------------ #
 # Helpers                                                             #
-
-start() { # start NAME INI
-	"$PKTPIPE" -c "$2" --stats-json "$TMP/$1.json" 2>"$TMP/$1.err" >/dev/null &
-	PIDS[$1]=$!
-	on_exit "kill -9 ${PIDS[$1]}"
-}
-
-stop() { # stop NAME: SIGTERM, bounded wait; exit status in $status
-	local pid=${PIDS[$1]}
-	{
-		kill -TERM "$pid"
-		timeout 60 tail --pid="$pid" -f /dev/null || kill -9 "$pid"
-		wait "$pid"
-	} 2>/dev/null
-	status=$?
-}
-
-snapshot() {
-	rm -f "$TMP/$1.json"
-	kill -USR1 "${PIDS[$1]}" 2>/dev/null && wait_for 10 test -s "$TMP/$1.json"
-}
-
-wait_stat() { # wait_stat NAME SECONDS NODE FIELD WANT
-	local name=$1 limit=$2 i
-	for ((i = 0; i < limit * 4; i++)); do
-		if snapshot "$name" && [ "$(stat "$TMP/$name.json" "$3" "$4")" -ge "$5" ]; then
-			return 0
-		fi
-		sleep 0.25
-	done
-	return 1
-}
-
-dropped() { # dropped JSON NODE
-	python3 -c 'import json,sys
-print(sum(json.load(open(sys.argv[1]))["nodes"][sys.argv[2]]["dropped"].values()))' "$1" "$2"
-}
-
-# run NAME: the graph $TMP/NAME.ini to its end; exit status in $status.
-run() {
-	timeout 120 "$PKTPIPE" -c "$TMP/$1.ini" --stats-json "$TMP/$1.json" 2>"$TMP/$1.err" >/dev/null
-	status=$?
-}
-
-# same WHAT A B: capture B holds exactly the packets of A.
-same() {
-	local why
-	if why=$("$PCAPCMP" "$2" "$3" 2>&1); then ok; else fail "$1: $why"; fi
-}
 
 src() { # src PATH [KEYS]
 	printf '[src]\nplugin = pcap-in\npath = %s\n%s\n\n' "$1" "${2:-}"
@@ -87,31 +35,6 @@ node() { # node NAME INPUT KEYS
 
 out() { # out INPUT PATH
 	printf '[out]\nplugin = pcap-out\ninput = %s\npath = %s\nprecision = ns\n' "$1" "$2"
-}
-
-# receiver NAME: zmq-in -> pcap-out ($TMP/NAME.pcap) on a free port, in $port.
-receiver() {
-	{
-		printf '[in]\nplugin = zmq-in\nendpoint = tcp://127.0.0.1:*\nrcvhwm = 100000\n\n'
-		out in "$TMP/$1.pcap"
-	} >"$TMP/$1.ini"
-	start "$1" "$TMP/$1.ini"
-	port=""
-	if wait_for 30 grep -q ': info: bound to ' "$TMP/$1.err"; then
-		port=$(sed -n 's|^pktpipe: in: info: bound to tcp://127.0.0.1:\([0-9]*\)$|\1|p' "$TMP/$1.err")
-	fi
-	[ -n "$port" ] || fail "$1: the receiver did not bind: $(tail -n 3 "$TMP/$1.err")"
-	[ -n "$port" ]
-}
-
-# settle RX WANT: the receiver wrote WANT packets (bounded wait), then stops.
-settle() {
-	wait_stat "$1" 60 out packets_out "$2" || fail "$1: the receiver got too little"
-	stop "$1"
-	expect_eq "$1: receiver exit" "$status" 0
-	expect_balanced "$1: receiver" "$TMP/$1.json"
-	expect_eq "$1: packets" "$(stat "$TMP/$1.json" out packets_out)" "$2"
-	expect_eq "$1: bad frames" "$(stat "$TMP/$1.json" in frames_bad)" 0
 }
 
 # ------------------------------------------------------------------ #
@@ -136,7 +59,7 @@ read -r NSMALL _ <"$TMP/small.info"
 	node d c "mode = decompress"
 	out d "$TMP/local.pcap"
 } >"$TMP/local.ini"
-run local
+run_graph local
 j="$TMP/local.json"
 expect_eq "local: exit" "$status" 0
 expect_balanced "local" "$j"
@@ -148,7 +71,7 @@ expect_eq "local: bytes after decompression" "$(stat "$j" d bytes_after)" "$NBYT
 expect_eq "local: compressed bytes" "$(stat "$j" d bytes_before)" "$(stat "$j" c bytes_after)"
 expect_eq "local: frames counted by their size" "$(stat "$j" c bytes_out)" "$(stat "$j" c bytes_after)"
 expect_eq "local: frames count their packets" "$(stat "$j" c packets_out)" "$NPKT"
-expect_eq "local: drops" "$(($(dropped "$j" c) + $(dropped "$j" d)))" 0
+expect_eq "local: drops" "$(($(drops "$j" c) + $(drops "$j" d)))" 0
 if [ "$(stat "$j" c bytes_after)" -lt "$NBYTES" ]; then ok; else fail "local: nothing got smaller"; fi
 echo "  zlib level 6: $NBYTES -> $(stat "$j" c bytes_after) bytes in $(stat "$j" c frames_out) frames"
 
@@ -157,17 +80,17 @@ echo "  zlib level 6: $NBYTES -> $(stat "$j" c bytes_after) bytes in $(stat "$j"
 
 # wire NAME KEYS: the capture compressed by a node with KEYS, over zmq.
 wire() {
-	receiver "$1-rx" || return
+	pcap_receiver "$1-rx" || return
 	{
 		src "$CAP"
 		node c src "$2"
 		printf '[z]\nplugin = zmq-out\ninput = c\nendpoint = tcp://127.0.0.1:%s\nsndhwm = 100000\nlinger = 60s\n' "$port"
 	} >"$TMP/$1.ini"
-	run "$1"
+	run_graph "$1"
 	j="$TMP/$1.json"
 	expect_eq "$1: sender exit" "$status" 0
 	expect_balanced "$1: sender" "$j"
-	expect_eq "$1: drops" "$(($(dropped "$j" c) + $(dropped "$j" z)))" 0
+	expect_eq "$1: drops" "$(($(drops "$j" c) + $(drops "$j" z)))" 0
 	# Every message is a frame made upstream, sent as it is.
 	expect_eq "$1: one message per frame" "$(stat "$j" z frames_sent)" "$(stat "$j" c frames_out)"
 	expect_eq "$1: bytes on the wire" "$(stat "$j" z bytes_sent)" "$(stat "$j" c bytes_after)"
@@ -192,7 +115,7 @@ fi
 	node d c "mode = decompress"
 	out d "$TMP/slow.pcap"
 } >"$TMP/slow.ini"
-run slow
+run_graph slow
 expect_eq "batch_delay: exit" "$status" 0
 expect_balanced "batch_delay" "$TMP/slow.json"
 same "batch_delay" "$TMP/small.pcap" "$TMP/slow.pcap"
@@ -210,7 +133,7 @@ if [ "$frames" -ge 5 ]; then ok; else fail "batch_delay: $frames frames for a 1 
 	node d2 c2 "mode = decompress"
 	out d2 "$TMP/pass.pcap"
 } >"$TMP/pass.ini"
-run pass
+run_graph pass
 j="$TMP/pass.json"
 expect_eq "pass-through: exit" "$status" 0
 expect_balanced "pass-through" "$j"
@@ -230,7 +153,7 @@ if [ -e "$BUILD/plugins/zstd.so" ]; then
 		node d c "mode = decompress"
 		out d "$TMP/zstd-local.pcap"
 	} >"$TMP/zstd-local.ini"
-	run zstd-local
+	run_graph zstd-local
 	expect_eq "zstd local: exit" "$status" 0
 	expect_balanced "zstd local" "$TMP/zstd-local.json"
 	same "zstd local" "$CAP" "$TMP/zstd-local.pcap"
@@ -247,7 +170,7 @@ fi
 	node c src ""
 	printf '[z]\nplugin = zmq-out\ninput = c\nendpoint = tcp://127.0.0.1:9\nwire = legacy\nlinger = 0\n'
 } >"$TMP/legacy.ini"
-run legacy
+run_graph legacy
 expect_eq "legacy wire: exit" "$status" 0
 expect_balanced "legacy wire" "$TMP/legacy.json"
 expect_eq "legacy wire: frames dropped as their packets" "$(stat "$TMP/legacy.json" z dropped frame)" "$NPKT"

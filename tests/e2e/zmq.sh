@@ -21,92 +21,9 @@
 SUITE=zmq
 . "$(dirname "$0")/../lib.sh"
 
-PY=/usr/bin/python3
-PCAPCMP="$BUILD/tools/pcapcmp"
 BATCH=${ZMQ_BATCH:-100}
-declare -A PIDS
 
-if ! "$PY" -c 'import zmq' 2>/dev/null; then
-	fail "python3-zmq is not installed for $PY (apt-get install python3-zmq)"
-	finish
-	exit
-fi
-
-# ------------------------------------------------------------------ #
-# Helpers                                                             #
-
-# start NAME INI [args]: pktpipe in the background, stats in $TMP/NAME.json.
-start() {
-	local name=$1 ini=$2
-	shift 2
-	"$PKTPIPE" -c "$ini" --stats-json "$TMP/$name.json" "$@" 2>"$TMP/$name.err" >/dev/null &
-	PIDS[$name]=$!
-	on_exit "kill -9 ${PIDS[$name]}"
-}
-
-# stop NAME [SIGNAL]: signal it, wait (bounded); its exit status in $status.
-stop() {
-	local pid=${PIDS[$1]}
-	# (bash's "Killed" notice for a SIGKILLed job goes to /dev/null too)
-	{
-		kill -"${2:-TERM}" "$pid"
-		timeout 30 tail --pid="$pid" -f /dev/null || kill -9 "$pid"
-		wait "$pid"
-	} 2>/dev/null
-	status=$?
-}
-
-# snapshot NAME: fresh stats in $TMP/NAME.json (SIGUSR1).
-snapshot() {
-	rm -f "$TMP/$1.json"
-	kill -USR1 "${PIDS[$1]}" 2>/dev/null && wait_for 10 test -s "$TMP/$1.json"
-}
-
-# total JSON PLUGIN FIELD [DROP_REASON]: a counter summed over a plugin's nodes.
-total() {
-	python3 - "$@" <<'PY'
-import json, sys
-nodes = json.load(open(sys.argv[1]))["nodes"].values()
-t = 0
-for n in nodes:
-    if n["plugin"] != sys.argv[2]:
-        continue
-    v = n.get(sys.argv[3], 0)
-    t += v.get(sys.argv[4], 0) if len(sys.argv) > 4 else v
-print(t)
-PY
-}
-
-# wait_total NAME SECONDS PLUGIN FIELD WANT [REASON]: until the counter
-# reaches WANT; 1 if it does not in time.
-wait_total() {
-	local name=$1 limit=$2 i got
-	shift 2
-	for ((i = 0; i < limit * 4; i++)); do
-		if snapshot "$name"; then
-			got=$(total "$TMP/$name.json" "$1" "$2" ${4:+"$4"})
-			[ "$got" -ge "$3" ] && return 0
-		fi
-		sleep 0.25
-	done
-	return 1
-}
-
-# bound_port ERRFILE NODE: the tcp port NODE logged it bound.
-bound_port() {
-	sed -n "s|^pktpipe: $2: info: bound to tcp://127.0.0.1:\([0-9]*\)$|\1|p" "$1" | head -n 1
-}
-
-wait_bound() { # wait_bound ERRFILE COUNT
-	wait_for 60 bash -c "[ \$(grep -c ': info: bound to ' '$1') -ge $2 ]"
-}
-
-# wait_peer PID [SECONDS]: a background process's exit status, waiting at
-# most SECONDS (default 60) before killing it.
-wait_peer() {
-	timeout "${2:-60}" tail --pid="$1" -f /dev/null || kill -9 "$1" 2>/dev/null
-	{ wait "$1"; } 2>/dev/null
-}
+need_pyzmq || { finish; exit; }
 
 # ------------------------------------------------------------------ #
 # The corpus, through the wire                                        #
@@ -187,13 +104,13 @@ corpus_batch() {
 	mkdir -p "$TMP/out"
 	corpus_graphs "$t" "$from" "$to"
 	start rx "$TMP/rx.ini"
-	if ! wait_bound "$TMP/rx.err" $n; then
+	if ! wait_bound "$TMP/rx.err" $n 60; then
 		fail "$what: receiver did not bind: $(tail -n 3 "$TMP/rx.err")"
 		stop rx KILL
 		return
 	fi
 	corpus_senders "$t" "$from" "$to"
-	timeout 120 "$PKTPIPE" -c "$TMP/tx.ini" --stats-json "$TMP/tx.json" 2>"$TMP/tx.err" >/dev/null
+	run_graph tx
 	expect_eq "$what: sender exit" "$?" 0
 	expect_balanced "$what: sender" "$TMP/tx.json"
 	expect_eq "$what: hwm drops" "$(total "$TMP/tx.json" zmq-out dropped hwm)" 0
@@ -227,17 +144,15 @@ ETH_N=($(awk -F'\t' '$2 == 1 && $1 < 3000' "$TMP/corpus.list" | sort -n -r | hea
 printf '[in]\nplugin = zmq-in\nendpoint = tcp://127.0.0.1:*\nrcvhwm = 100000\n\n[out]\nplugin = pcap-out\ninput = in\npath = %s\nprecision = ns\n' \
 	"$TMP/two.pcap" >"$TMP/two-rx.ini"
 start two-rx "$TMP/two-rx.ini"
-if wait_bound "$TMP/two-rx.err" 1; then ok; else fail "two senders: no bind"; fi
+if wait_bound "$TMP/two-rx.err" 1 60; then ok; else fail "two senders: no bind"; fi
 port=$(bound_port "$TMP/two-rx.err" in)
 for k in 0 1; do
 	printf '[src]\nplugin = pcap-in\npath = %s\nloop = 5\n\n[z]\nplugin = zmq-out\ninput = src\nendpoint = tcp://127.0.0.1:%s\nsndhwm = 100000\nbatch_packets = 64\nlinger = 60s\n' \
 		"${ETH[k]}" "$port" >"$TMP/two-tx$k.ini"
-	timeout 120 "$PKTPIPE" -c "$TMP/two-tx$k.ini" --stats-json "$TMP/two-tx$k.json" 2>/dev/null &
-	TX[k]=$!
-	on_exit "kill -9 ${TX[k]}"
+	start "two-tx$k" "$TMP/two-tx$k.ini"
 done
 for k in 0 1; do
-	wait_peer "${TX[k]}" 130
+	reap "${PIDS[two-tx$k]}" 130
 	expect_eq "two senders: sender $k exit" "$?" 0
 done
 want=$(((ETH_N[0] + ETH_N[1]) * 5))
@@ -287,7 +202,7 @@ restart_rx() { # restart_rx NAME ENDPOINT
 	printf '[in]\nplugin = zmq-in\nendpoint = %s\n\n[out]\nplugin = pcap-out\ninput = in\npath = %s\nprecision = ns\n' \
 		"$2" "$TMP/$1.pcap" >"$TMP/$1.ini"
 	start "$1" "$TMP/$1.ini"
-	wait_bound "$TMP/$1.err" 1 && ok || fail "restart: $1 did not bind: $(tail -n 2 "$TMP/$1.err")"
+	wait_bound "$TMP/$1.err" 1 60 && ok || fail "restart: $1 did not bind: $(tail -n 2 "$TMP/$1.err")"
 }
 restart_rx rx1 "tcp://127.0.0.1:*"
 port=$(bound_port "$TMP/rx1.err" in)
@@ -318,7 +233,7 @@ expect_eq "restart: bad frames" "$(stat "$TMP/rx2.json" in frames_bad)" 0
 printf '[in]\nplugin = zmq-in\nsocket = sub\nendpoint = tcp://127.0.0.1:*\n\n[out]\nplugin = pcap-out\ninput = in\npath = %s\n' \
 	"$TMP/sub.pcap" >"$TMP/sub.ini"
 start sub "$TMP/sub.ini"
-wait_bound "$TMP/sub.err" 1 && ok || fail "pub/sub: no bind"
+wait_bound "$TMP/sub.err" 1 60 && ok || fail "pub/sub: no bind"
 port=$(bound_port "$TMP/sub.err" in)
 printf '[src]\nplugin = pcap-in\npath = %s\nloop = 0\nrate = 200KiB/s\n\n[z]\nplugin = zmq-out\ninput = src\nsocket = pub\nendpoint = tcp://127.0.0.1:%s\n' \
 	"${ETH[0]}" "$port" >"$TMP/pub.ini"
@@ -343,10 +258,7 @@ expect_eq "pub/sub: bad frames" "$(stat "$TMP/sub.json" in frames_bad)" 0
 legacy_run() {
 	local kind=$1 wire=$2 what="legacy peer ($1, wire = $2)" n
 	rm -f "$TMP/port"
-	"$PY" "$ROOT/tests/tools/legacy-peer.py" "$kind" "$TMP/port" "$TMP/expect.pcap" "$TMP/info.json" 65536 \
-		2>"$TMP/peer.err" &
-	local peer=$!
-	on_exit "kill -9 $peer"
+	spawn peer "$PY" "$ROOT/tests/tools/legacy-peer.py" "$kind" "$TMP/port" "$TMP/expect.pcap" "$TMP/info.json" 65536
 	if ! wait_for 20 test -s "$TMP/port"; then
 		fail "$what: the peer did not start: $(cat "$TMP/peer.err")"
 		return
@@ -354,7 +266,7 @@ legacy_run() {
 	printf '[in]\nplugin = zmq-in\nendpoint = tcp://127.0.0.1:%s\nbind = no\nwire = %s\nmax_message = 64KiB\n\n[out]\nplugin = pcap-out\ninput = in\npath = %s\nlinktype = 12\nsnaplen = 65535\nprecision = us\n' \
 		"$(cat "$TMP/port")" "$wire" "$TMP/legacy.pcap" >"$TMP/legacy.ini"
 	start legacy "$TMP/legacy.ini"
-	wait_peer $peer
+	reap "${PIDS[peer]}" 60
 	expect_eq "$what: peer exit" "$?" 0
 	n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["frames"])' "$TMP/info.json")
 	wait_total legacy 30 zmq-in frames_in "$n" || fail "$what: $(total "$TMP/legacy.json" zmq-in frames_in) of $n messages arrived"
@@ -413,14 +325,12 @@ PY
 printf '[in]\nplugin = zmq-in\nendpoint = tcp://127.0.0.1:*\nmax_message = 64KiB\n\n[out]\nplugin = pcap-out\ninput = in\npath = %s\n' \
 	"$TMP/big.pcap" >"$TMP/big.ini"
 start big "$TMP/big.ini"
-wait_bound "$TMP/big.err" 1 && ok || fail "max_message: no bind"
+wait_bound "$TMP/big.err" 1 60 && ok || fail "max_message: no bind"
 rm -f "$TMP/stop"
-"$PY" "$TMP/peer-big.py" "$(bound_port "$TMP/big.err" in)" "$TMP/stop" 2>"$TMP/peer.err" &
-peer=$!
-on_exit "kill -9 $peer"
+spawn peer "$PY" "$TMP/peer-big.py" "$(bound_port "$TMP/big.err" in)" "$TMP/stop"
 wait_total big 30 pcap-out packets_out 3 && ok || fail "max_message: nothing after the oversized message"
 touch "$TMP/stop"
-wait_peer $peer 30
+reap "${PIDS[peer]}" 30
 stop big
 expect_eq "max_message: exit" "$status" 0
 expect_balanced "max_message" "$TMP/big.json"
@@ -478,15 +388,13 @@ PY
 
 for kind in legacy legacy-rc; do
 	rm -f "$TMP/port" "$TMP/check.result"
-	"$PY" "$TMP/peer-check.py" "$TMP/port" "$TMP/check.pcap" "$kind" "$TMP/check.result" 2>"$TMP/peer.err" &
-	peer=$!
-	on_exit "kill -9 $peer"
+	spawn peer "$PY" "$TMP/peer-check.py" "$TMP/port" "$TMP/check.pcap" "$kind" "$TMP/check.result"
 	wait_for 20 test -s "$TMP/port" || fail "encoder $kind: the peer did not start"
 	printf '[src]\nplugin = pcap-in\npath = %s\n\n[z]\nplugin = zmq-out\ninput = src\nendpoint = tcp://127.0.0.1:%s\nwire = %s\nlinger = 30s\n' \
 		"$TMP/check.pcap" "$(cat "$TMP/port")" "$kind" >"$TMP/check.ini"
-	timeout 60 "$PKTPIPE" -c "$TMP/check.ini" --stats-json "$TMP/check.json" 2>"$TMP/check.err" >/dev/null
+	run_graph check 60
 	expect_eq "encoder $kind: exit" "$?" 0
-	wait_peer $peer
+	reap "${PIDS[peer]}" 60
 	expect_eq "encoder $kind: byte-exact" "$(cat "$TMP/check.result" 2>/dev/null)" ok
 	expect_eq "encoder $kind: messages" "$(stat "$TMP/check.json" z frames_sent)" 300
 done
@@ -581,14 +489,12 @@ ctx.term()
 PY
 
 rm -f "$TMP/port"
-"$PY" "$TMP/peer-native.py" "$TMP/port" "$TMP/expect-native.pcap" "$TMP/info-native.json" 2>"$TMP/peer.err" &
-peer=$!
-on_exit "kill -9 $peer"
+spawn peer "$PY" "$TMP/peer-native.py" "$TMP/port" "$TMP/expect-native.pcap" "$TMP/info-native.json"
 wait_for 20 test -s "$TMP/port" || fail "native peer did not start: $(cat "$TMP/peer.err")"
 printf '[in]\nplugin = zmq-in\nendpoint = tcp://127.0.0.1:%s\nbind = no\nmax_message = 64KiB\n\n[out]\nplugin = pcap-out\ninput = in\npath = %s\nprecision = ns\n' \
 	"$(cat "$TMP/port")" "$TMP/native.pcap" >"$TMP/native.ini"
 start native "$TMP/native.ini"
-wait_peer $peer
+reap "${PIDS[peer]}" 60
 expect_eq "native peer: exit" "$?" 0
 n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["frames"])' "$TMP/info-native.json")
 wait_total native 30 zmq-in frames_in "$n" || fail "native peer: not every frame arrived"
@@ -632,12 +538,12 @@ curve_tx() {
 	printf '[src]\nplugin = pcap-in\npath = %s\n\n[z]\nplugin = zmq-out\ninput = src\nendpoint = tcp://127.0.0.1:%s\nlinger = %s\n' \
 		"${ETH[0]}" "$2" "$linger" >"$TMP/$1.ini"
 	[ -n "${3:-}" ] && printf 'curve_secret_key = %s\ncurve_server_key = %s\n' "$3" "$SERVER_PUB" >>"$TMP/$1.ini"
-	timeout 60 "$PKTPIPE" -c "$TMP/$1.ini" --stats-json "$TMP/$1.json" 2>"$TMP/$1.err" >/dev/null
+	run_graph "$1" 60
 }
 
 curve_rx crx "$TMP/server.key"
 start crx "$TMP/crx.ini"
-wait_bound "$TMP/crx.err" 1 && ok || fail "curve: no bind: $(tail -n 2 "$TMP/crx.err")"
+wait_bound "$TMP/crx.err" 1 60 && ok || fail "curve: no bind: $(tail -n 2 "$TMP/crx.err")"
 port=$(bound_port "$TMP/crx.err" in)
 # Refused first: whatever they got through would show in the count below.
 curve_tx stranger "$port" "$TMP/other.key"
@@ -653,7 +559,7 @@ expect_eq "curve: receiver exit" "$status" 0
 expect_eq "curve: only the allowed key delivers" "$(stat "$TMP/crx.json" out packets_out)" "$sent"
 expect_eq "curve: frames" "$(stat "$TMP/crx.json" in frames_in)" "$(stat "$TMP/friend.json" z frames_sent)"
 expect_contains "curve: refusal logged" "$(cat "$TMP/crx.err")" "refused a CurveZMQ client whose key is not in curve_allow: $(cat "$TMP/other.key.pub")"
-if "$PCAPCMP" "${ETH[0]}" "$TMP/crx.pcap" >/dev/null; then ok; else fail "curve: packets differ"; fi
+same "curve: packets differ" "${ETH[0]}" "$TMP/crx.pcap"
 
 # A key file others may read is refused, naming it.
 cp "$TMP/server.key" "$TMP/open.key"

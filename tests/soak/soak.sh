@@ -32,48 +32,14 @@ INPUT="$CORPUS/babel_rfc6126bis.pcap"
 TOTAL=$(python3 -c 'import sys; print(int(float(sys.argv[1]) * 60))' "$MINUTES")
 WARMUP=$((TOTAL / 10 > 20 ? TOTAL / 10 : 20))
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=16"
-declare -A PIDS
+START_READY=20 # start waits until pktpipe can take a SIGUSR1
 
-for p in pcap-in pcap-out zmq-in zmq-out; do
-	[ -f "$BUILD/plugins/$p.so" ] || fail "plugin $p not built in $BUILD/plugins"
-done
+need_plugins pcap-in pcap-out zmq-in zmq-out
 [ -f "$INPUT" ] || fail "no $INPUT"
-if [ "$FAILED" -ne 0 ]; then
-	finish
-	exit 1
-fi
+finish_if_failed
 
 # ------------------------------------------------------------------ #
 # Helpers                                                             #
-
-ready() { # signals on the signalfd (SIGHUP and SIGUSR1 blocked)
-	local blk
-	[ "$(readlink "/proc/$1/exe" 2>/dev/null)" = "$(readlink -f "$PKTPIPE")" ] || return 1
-	blk=$(sed -n 's/^SigBlk:[[:space:]]*//p' "/proc/$1/status" 2>/dev/null)
-	[ -n "$blk" ] && [ $((0x$blk & 0x201)) -eq $((0x201)) ]
-}
-
-start() { # start NAME INI
-	"$PKTPIPE" -c "$2" --stats-json "$TMP/$1.json" 2>"$TMP/$1.err" >/dev/null &
-	PIDS[$1]=$!
-	on_exit "kill -9 ${PIDS[$1]}"
-	wait_for 20 ready "${PIDS[$1]}" || fail "$1: not running: $(tail -n 3 "$TMP/$1.err")"
-}
-
-stop() { # stop NAME: SIGTERM, bounded; exit status in $status
-	local pid=${PIDS[$1]}
-	{
-		kill -TERM "$pid"
-		timeout 60 tail --pid="$pid" -f /dev/null || kill -9 "$pid"
-		wait "$pid"
-	} 2>/dev/null
-	status=$?
-}
-
-snapshot() {
-	rm -f "$TMP/$1.json"
-	kill -USR1 "${PIDS[$1]}" 2>/dev/null && wait_for 10 test -s "$TMP/$1.json"
-}
 
 rss() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status" 2>/dev/null; }
 fds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
@@ -86,7 +52,7 @@ RING=no
 [ -f "$BUILD/plugins/ring.so" ] && [ -x "$BUILD/pktpipe-query" ] && RING=yes
 STATSD=no
 [ -f "$BUILD/plugins/statsd.so" ] && STATSD=yes
-deadport=$(python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+deadport=$(free_port udp)
 {
 	printf '[in]\nplugin = zmq-in\nendpoint = tcp://127.0.0.1:*\nrcvhwm = 10000\n\n'
 	if have_key pcap-out rotate_size; then
@@ -100,8 +66,8 @@ deadport=$(python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.S
 } >"$TMP/rx.ini"
 start rx "$TMP/rx.ini"
 wait_for 20 grep -q 'in: info: bound to' "$TMP/rx.err" || fail "receiver: no bind: $(tail -n 3 "$TMP/rx.err")"
-port=$(sed -n 's|^pktpipe: in: info: bound to tcp://127.0.0.1:\([0-9]*\)$|\1|p' "$TMP/rx.err" | head -n 1)
-rport=$(sed -n 's|^pktpipe: ring: info: bound to tcp://127.0.0.1:\([0-9]*\)$|\1|p' "$TMP/rx.err" | head -n 1)
+port=$(bound_port "$TMP/rx.err" in)
+rport=$(bound_port "$TMP/rx.err" ring)
 printf '[src]\nplugin = pcap-in\npath = %s\nloop = 0\nrate = %s\n\n[z]\nplugin = zmq-out\ninput = src\nendpoint = tcp://127.0.0.1:%s\nsndhwm = 10000\nlinger = 30s\n' \
 	"$INPUT" "$RATE" "$port" >"$TMP/tx.ini"
 start tx "$TMP/tx.ini"
@@ -183,27 +149,20 @@ expect_eq "stats_endpoint reads that failed" "$STATS_FAILS" 0
 # ------------------------------------------------------------------ #
 # The end: every packet accounted for                                 #
 
-stop tx
+stop tx TERM 60
 expect_eq "sender exit" "$status" 0
 expect_balanced "sender" "$TMP/tx.json"
 sent=$(stat "$TMP/tx.json" z packets_sent)
 expect_eq "sender: hwm drops" "$(stat "$TMP/tx.json" z dropped hwm)" 0
-for i in $(seq 1 120); do
-	snapshot rx && [ "$(stat "$TMP/rx.json" in packets_out)" -ge "$sent" ] && break
-	sleep 0.5
-done
-stop rx
+wait_stat rx 60 in packets_out -ge "$sent"
+stop rx TERM 60
 expect_eq "receiver exit" "$status" 0
 expect_balanced "receiver" "$TMP/rx.json"
 expect_eq "receiver: every packet sent" "$(stat "$TMP/rx.json" in packets_out)" "$sent"
 expect_eq "receiver: network losses" "$(stat "$TMP/rx.json" in dropped network)" 0
 expect_eq "receiver: bad frames" "$(stat "$TMP/rx.json" in frames_bad)" 0
 expect_eq "receiver: written" "$(stat "$TMP/rx.json" out packets_out)" "$sent"
-if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$TMP/rx.err" "$TMP/tx.err"; then
-	fail "sanitizer report: $(grep -h -m1 -E 'Sanitizer|runtime error:' "$TMP/rx.err" "$TMP/tx.err")"
-else
-	ok
-fi
+sanitizer_clean "receiver and sender" "$TMP/rx.err" "$TMP/tx.err"
 echo "soak: $sent packets through in $MINUTES min"
 
 finish
