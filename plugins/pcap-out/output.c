@@ -22,8 +22,9 @@
 #define OUT_IOV_MAX (2 + 3 * OUT_CHUNK)
 /* Records up to this long are copied into one staging segment per writev
  * rather than given two or three iovecs each: the kernel's per-segment
- * cost (copy_folio_from_iter) exceeds a memcpy of a small record. */
-#define OUT_COALESCE_MAX 2048u
+ * cost (copy_folio_from_iter) exceeds a memcpy of a small record. At
+ * 2 KiB, 1500-byte records cost more copied than given their iovecs. */
+#define OUT_COALESCE_MAX 1024u
 #define OUT_STAGE_SIZE (OUT_CHUNK * OUT_COALESCE_MAX)
 /* After a write error, retry no faster than this. */
 #define OUT_ERROR_RETRY_NS 1000000000ull
