@@ -39,6 +39,14 @@ struct pp_timer {
 	struct source src;
 	pp_timer_fn fn;
 	void *arg;
+	/* "Next turn" arming skips the timerfd (three syscalls and an
+	 * interrupt a turn): the timer waits on the loop's due list. */
+	bool due; /* fires on turn due_turn or later */
+	bool queued; /* on a due list */
+	bool fd_armed; /* the timerfd may still fire */
+	bool periodic;
+	uint64_t due_turn;
+	struct pp_timer *next_due;
 };
 
 struct signal_source {
@@ -67,6 +75,8 @@ struct pp_loop {
 	struct source *live;
 	struct signal_source *signals;
 	struct mailbox *mailbox;
+	struct pp_timer *due; /* timers armed for the next turn */
+	uint64_t turn;
 };
 
 static _Thread_local struct pp_loop *current_loop;
@@ -121,10 +131,16 @@ fail_alloc:
 	return rc;
 }
 
+static void timer_dispatch(struct source *s, uint32_t events);
+static void due_unlink(struct pp_loop *loop, struct pp_timer *t);
+
 static void bury(struct source *s)
 {
 	if (s->dead)
 		return;
+	/* Freed after this turn: it must not stay on the due list. */
+	if (s->dispatch == timer_dispatch)
+		due_unlink(s->loop, (struct pp_timer *)s);
 	s->dead = true;
 	epoll_ctl(s->loop->epfd, EPOLL_CTL_DEL, s->fd, NULL);
 	close(s->fd);
@@ -194,6 +210,54 @@ static int add_source(struct pp_loop *loop, struct source *s, int fd, uint32_t e
 	return 0;
 }
 
+static void due_push(struct pp_loop *loop, struct pp_timer *t)
+{
+	t->next_due = loop->due;
+	loop->due = t;
+	t->queued = true;
+}
+
+static void due_unlink(struct pp_loop *loop, struct pp_timer *t)
+{
+	struct pp_timer **pp = &loop->due;
+
+	t->due = false;
+	if (!t->queued)
+		return;
+	while (*pp && *pp != t)
+		pp = &(*pp)->next_due;
+	/* Not found: it is on the list run_due() is walking, which skips
+	 * it once it is dead or disarmed. */
+	if (*pp) {
+		*pp = t->next_due;
+		t->queued = false;
+	}
+}
+
+/* Timers armed for the next turn, once the turn's events ran. One armed
+ * again while waiting here waits for the turn after, as a timerfd
+ * re-armed before it was read would. */
+static void run_due(struct pp_loop *loop)
+{
+	struct pp_timer *list = loop->due;
+
+	loop->due = NULL;
+	while (list) {
+		struct pp_timer *t = list;
+
+		list = t->next_due;
+		t->queued = false;
+		if (t->src.dead || !t->due)
+			continue;
+		if (t->due_turn > loop->turn) {
+			due_push(loop, t);
+			continue;
+		}
+		t->due = false;
+		t->fn(t->arg);
+	}
+}
+
 int pp_loop_run(struct pp_loop *loop)
 {
 	struct epoll_event evs[EVENTS_PER_TURN];
@@ -201,7 +265,7 @@ int pp_loop_run(struct pp_loop *loop)
 	loop->quit = false;
 	current_loop = loop;
 	while (!loop->quit) {
-		int n = epoll_wait(loop->epfd, evs, EVENTS_PER_TURN, -1);
+		int n = epoll_wait(loop->epfd, evs, EVENTS_PER_TURN, loop->due ? 0 : -1);
 
 		if (n < 0 && errno != EINTR)
 			return -errno;
@@ -211,6 +275,8 @@ int pp_loop_run(struct pp_loop *loop)
 			if (!s->dead)
 				s->dispatch(s, evs[i].events);
 		}
+		run_due(loop);
+		loop->turn++;
 		free_dead(loop);
 	}
 	current_loop = NULL;
@@ -342,6 +408,7 @@ static void timer_dispatch(struct source *s, uint32_t events)
 	/* A timer re-armed since it fired reads nothing: then it is not due. */
 	if (read(s->fd, &expirations, sizeof(expirations)) != (ssize_t)sizeof(expirations))
 		return;
+	t->fd_armed = t->periodic;
 	t->fn(t->arg);
 }
 
@@ -375,22 +442,44 @@ static struct timespec to_timespec(uint64_t ns)
 				  .tv_nsec = (long)(ns % 1000000000u) };
 }
 
+static void timer_fd_disarm(struct pp_timer *t)
+{
+	struct itimerspec its = { { 0, 0 }, { 0, 0 } };
+
+	if (t->fd_armed)
+		timerfd_settime(t->src.fd, 0, &its, NULL);
+	t->fd_armed = false;
+}
+
 int pp_loop_timer_arm(struct pp_timer *t, uint64_t delay_ns, uint64_t interval_ns)
 {
 	/* it_value 0 would disarm: "next turn" is the shortest real delay. */
 	struct itimerspec its = { .it_value = to_timespec(delay_ns ? delay_ns : 1),
 				  .it_interval = to_timespec(interval_ns) };
+	struct pp_loop *loop = t->src.loop;
 
+	/* Only the loop's own thread may touch its due list, and only it is
+	 * sure to wake for it. */
+	if (!delay_ns && !interval_ns && loop == current_loop) {
+		timer_fd_disarm(t);
+		t->due = true;
+		t->due_turn = loop->turn + 1;
+		if (!t->queued)
+			due_push(loop, t);
+		return 0;
+	}
+	t->due = false;
 	if (timerfd_settime(t->src.fd, 0, &its, NULL) < 0)
 		return -errno;
+	t->fd_armed = true;
+	t->periodic = interval_ns != 0;
 	return 0;
 }
 
 void pp_loop_timer_disarm(struct pp_timer *t)
 {
-	struct itimerspec its = { { 0, 0 }, { 0, 0 } };
-
-	timerfd_settime(t->src.fd, 0, &its, NULL);
+	t->due = false;
+	timer_fd_disarm(t);
 }
 
 void pp_loop_timer_free(struct pp_timer *t)

@@ -86,6 +86,9 @@ static size_t meta_len(const struct pp_meta *m)
 {
 	size_t n = 0;
 
+	/* Most packets carry none: skip the table walk. */
+	if (!m->flags)
+		return 0;
 	for (size_t i = 0; i < META_FIELDS; i++)
 		if (m->flags & meta_fields[i].flag)
 			n += 2u + meta_fields[i].len;

@@ -1,0 +1,186 @@
+/* Timers armed for "the next turn" (delay 0) from the loop's own thread:
+ * they skip the timerfd, so these pin down what the timerfd gave for free:
+ * once per arming, a later turn, re-arming and disarming, freeing. */
+#include "check.h"
+#include "loop.h"
+
+struct fixture {
+	struct pp_loop *loop;
+	struct pp_timer *a, *b, *guard;
+	int fired_a, fired_b, rearm_a;
+	bool timed_out;
+};
+
+static void on_guard(void *arg)
+{
+	struct fixture *f = arg;
+
+	/* A timer that never fires must not hang the test. */
+	f->timed_out = true;
+	pp_loop_quit(f->loop);
+}
+
+static void on_a(void *arg)
+{
+	struct fixture *f = arg;
+
+	f->fired_a++;
+	if (f->rearm_a && f->fired_a < f->rearm_a)
+		pp_loop_timer_arm(f->a, 0, 0);
+	if (f->rearm_a && f->fired_a == f->rearm_a)
+		pp_loop_quit(f->loop);
+}
+
+/* B re-arms... nothing: it counts, and quits once A has had its turn. */
+static void on_b(void *arg)
+{
+	struct fixture *f = arg;
+
+	f->fired_b++;
+	if (f->fired_a)
+		pp_loop_quit(f->loop);
+}
+
+static void fixture_run(struct fixture *f, pp_post_fn start, uint64_t guard_ns)
+{
+	CHECK_EQ_INT(pp_loop_new(&f->loop), 0);
+	f->a = pp_loop_timer_new(f->loop, f, on_a, f);
+	f->b = pp_loop_timer_new(f->loop, f, on_b, f);
+	f->guard = pp_loop_timer_new(f->loop, f, on_guard, f);
+	pp_loop_timer_arm(f->guard, guard_ns, 0);
+	pp_loop_post(f->loop, start, f);
+	CHECK_EQ_INT(pp_loop_run(f->loop), 0);
+	pp_loop_release_owner(f->loop, f);
+	pp_loop_free(f->loop);
+}
+
+static void start_a(void *arg)
+{
+	struct fixture *f = arg;
+
+	pp_loop_timer_arm(f->a, 0, 0);
+}
+
+TEST(next_turn_fires_once_per_arming)
+{
+	struct fixture f = { .rearm_a = 5 };
+
+	fixture_run(&f, start_a, 5000000000ull);
+	CHECK(!f.timed_out);
+	CHECK_EQ_INT(f.fired_a, 5);
+}
+
+/* A re-arms B while B waits on the same turn: B fires once, later. */
+static void on_a_rearms_b(void *arg)
+{
+	struct fixture *f = arg;
+
+	f->fired_a++;
+	pp_loop_timer_arm(f->b, 0, 0);
+}
+
+/* Both wait a turn, then A runs first (the due list is a stack, and
+ * waiting reverses it once). */
+static void start_a_then_b(void *arg)
+{
+	struct fixture *f = arg;
+
+	pp_loop_timer_arm(f->a, 0, 0);
+	pp_loop_timer_arm(f->b, 0, 0);
+}
+
+TEST(rearmed_while_waiting_fires_once)
+{
+	struct fixture f = { 0 };
+
+	CHECK_EQ_INT(pp_loop_new(&f.loop), 0);
+	f.a = pp_loop_timer_new(f.loop, &f, on_a_rearms_b, &f);
+	f.b = pp_loop_timer_new(f.loop, &f, on_b, &f);
+	f.guard = pp_loop_timer_new(f.loop, &f, on_guard, &f);
+	pp_loop_timer_arm(f.guard, 5000000000ull, 0);
+	pp_loop_post(f.loop, start_a_then_b, &f);
+	CHECK_EQ_INT(pp_loop_run(f.loop), 0);
+	CHECK(!f.timed_out);
+	CHECK_EQ_INT(f.fired_a, 1);
+	CHECK_EQ_INT(f.fired_b, 1);
+	pp_loop_release_owner(f.loop, &f);
+	pp_loop_free(f.loop);
+}
+
+/* Disarmed, freed, or re-armed with a delay: a next-turn arming is gone. */
+static void start_cancelled(void *arg)
+{
+	struct fixture *f = arg;
+
+	pp_loop_timer_arm(f->a, 0, 0);
+	pp_loop_timer_disarm(f->a);
+	pp_loop_timer_arm(f->b, 0, 0);
+	pp_loop_timer_free(f->b);
+	f->b = NULL;
+}
+
+TEST(disarmed_or_freed_never_fires)
+{
+	struct fixture f = { 0 };
+
+	fixture_run(&f, start_cancelled, 50000000ull);
+	CHECK(f.timed_out);
+	CHECK_EQ_INT(f.fired_a, 0);
+	CHECK_EQ_INT(f.fired_b, 0);
+}
+
+static void start_delay_then_now(void *arg)
+{
+	struct fixture *f = arg;
+
+	/* The next-turn arming replaces the 10 ms one, which must not fire too. */
+	pp_loop_timer_arm(f->a, 10000000ull, 0);
+	pp_loop_timer_arm(f->a, 0, 0);
+}
+
+TEST(next_turn_replaces_a_delay)
+{
+	struct fixture f = { 0 };
+
+	fixture_run(&f, start_delay_then_now, 100000000ull);
+	CHECK(f.timed_out);
+	CHECK_EQ_INT(f.fired_a, 1);
+}
+
+static void start_now_then_delay(void *arg)
+{
+	struct fixture *f = arg;
+
+	pp_loop_timer_arm(f->a, 0, 0);
+	pp_loop_timer_arm(f->a, 10000000ull, 0);
+}
+
+TEST(delay_replaces_next_turn)
+{
+	struct fixture f = { 0 };
+
+	fixture_run(&f, start_now_then_delay, 100000000ull);
+	CHECK(f.timed_out);
+	CHECK_EQ_INT(f.fired_a, 1);
+}
+
+TEST(armed_before_the_loop_runs)
+{
+	struct fixture f = { .rearm_a = 1 };
+
+	CHECK_EQ_INT(pp_loop_new(&f.loop), 0);
+	f.a = pp_loop_timer_new(f.loop, &f, on_a, &f);
+	f.guard = pp_loop_timer_new(f.loop, &f, on_guard, &f);
+	pp_loop_timer_arm(f.guard, 5000000000ull, 0);
+	pp_loop_timer_arm(f.a, 0, 0);
+	CHECK_EQ_INT(pp_loop_run(f.loop), 0);
+	CHECK(!f.timed_out);
+	CHECK_EQ_INT(f.fired_a, 1);
+	pp_loop_release_owner(f.loop, &f);
+	pp_loop_free(f.loop);
+}
+
+CHECK_MAIN("loop", TEST_ENTRY(next_turn_fires_once_per_arming),
+	   TEST_ENTRY(rearmed_while_waiting_fires_once), TEST_ENTRY(disarmed_or_freed_never_fires),
+	   TEST_ENTRY(next_turn_replaces_a_delay), TEST_ENTRY(delay_replaces_next_turn),
+	   TEST_ENTRY(armed_before_the_loop_runs))
