@@ -19,6 +19,13 @@
  * words its errors as always. See pin_fast_start(). A large record of a
  * regular file that holds all of it is read straight into its packet, not
  * through the buffer: one copy less.
+ *
+ * FIFOs: a writer may be slow, silent or not there yet, and the loop must
+ * not wait for it. A FIFO is opened with O_NONBLOCK, watched, and read into
+ * a bounded buffer in which we frame whole units (header, records, pcapng
+ * blocks) by their lengths; the parsers above (the fast reader, libpcap's
+ * stream) are only given framed bytes and only run when the next packet is
+ * framed, so they never see EAGAIN. Regular files do not take this path.
  */
 #include <byteswap.h>
 #include <errno.h>
@@ -46,6 +53,10 @@
 #define PIN_READ (64u * 1024u) /* a regular file's reads */
 #define PIN_DLT_USB_MMAPPED 220 /* libpcap fixes its lengths up: not plain */
 #define PIN_CAPLEN_MAX 262144u /* libpcap's smallest largest snapshot length */
+#define PIN_BLOCK_MAX (PIN_CAPLEN_MAX + 65536u) /* a pcapng block: packet and options */
+#define PIN_FIFO_CAP (1024u * 1024u) /* a FIFO's buffer: several of the largest units */
+#define PIN_MAGIC_MOD 0xa1b2cd34u /* "modified" pcap: 24-byte record headers */
+#define PIN_NG_BOM 0x1a2b3c4du
 
 struct pin_config {
 	char *path;
@@ -77,6 +88,24 @@ struct pin_fast {
 	uint64_t size, fd_off;
 };
 
+/* A FIFO is read without blocking into buf; framed marks the end of the
+ * whole units (header, records, blocks) in it, and the parser is only given
+ * bytes before framed, so it never meets a half-written unit. */
+struct pin_fifo {
+	bool on; /* path is a FIFO */
+	int fd;
+	struct pp_watch *watch;
+	uint8_t *buf; /* PIN_FIFO_CAP bytes; unread: [pos, len) */
+	size_t pos, len, framed;
+	int phase; /* 0: magic; 1: classic header; 2: records; 3: pcapng; 4: not a capture */
+	bool swapped; /* the file's (or section's) byte order is not ours */
+	uint32_t rec_hdr; /* classic record header length */
+	uint64_t pkts; /* packet units framed this play */
+	bool eof; /* the writer left: everything buffered is given out */
+	bool waiting; /* pin_turn parked until more is framed */
+	int err; /* -errno: framing or reading failed */
+};
+
 struct pin_state {
 	struct pp_node *node;
 	const struct pp_host *host;
@@ -88,6 +117,7 @@ struct pin_state {
 	pcap_t *pcap;
 	struct pin_stream *stream; /* libpcap's, while pcap is open */
 	struct pin_fast fast;
+	struct pin_fifo fifo;
 	bool classic; /* classic pcap, not pcapng */
 	uint32_t linktype;
 	uint8_t head[PIN_HEAD_LEN]; /* the file's first bytes, as read */
@@ -108,11 +138,36 @@ struct pin_state {
  * already read, so libpcap sees the whole file even when it is a FIFO that
  * cannot be rewound. */
 struct pin_stream {
-	int fd;
+	int fd; /* -1: the bytes come from fifo */
+	struct pin_fifo *fifo;
 	const uint8_t *head;
 	size_t len, pos;
 	bool fd_read; /* bytes beyond head were asked of fd */
 };
+
+/* Up to len framed bytes of a FIFO; 0 only once the writer has left. */
+static ssize_t pin_fifo_take(struct pin_fifo *q, void *buf, size_t len)
+{
+	size_t n = q->framed - q->pos;
+
+	if (!n && !q->eof) {
+		errno = EAGAIN;
+		return -1;
+	}
+	if (n > len)
+		n = len;
+	memcpy(buf, q->buf + q->pos, n);
+	q->pos += n;
+	return (ssize_t)n;
+}
+
+/* The parser's reads: a regular file's fd, or a FIFO's framed bytes. */
+static ssize_t pin_src_read(int fd, struct pin_fifo *q, void *buf, size_t len)
+{
+	if (q)
+		return pin_fifo_take(q, buf, len);
+	return read(fd, buf, len);
+}
 
 static ssize_t pin_stream_read(void *cookie, char *buf, size_t size)
 {
@@ -127,7 +182,7 @@ static ssize_t pin_stream_read(void *cookie, char *buf, size_t size)
 	}
 	st->fd_read = true;
 	do
-		n = read(st->fd, buf, size);
+		n = pin_src_read(st->fd, st->fifo, buf, size);
 	while (n < 0 && errno == EINTR);
 	return n;
 }
@@ -136,7 +191,8 @@ static int pin_stream_close(void *cookie)
 {
 	struct pin_stream *st = cookie;
 
-	close(st->fd);
+	if (st->fd >= 0)
+		close(st->fd);
 	free(st);
 	return 0;
 }
@@ -159,6 +215,23 @@ static ssize_t pin_read_full(int fd, uint8_t *buf, size_t len)
 	return (ssize_t)got;
 }
 
+/* The first bytes into s->head: from the file, or from a FIFO's buffer,
+ * which holds them whole by now (see pin_fifo_ready()). */
+static ssize_t pin_read_head(struct pin_state *s, int *fd)
+{
+	ssize_t n;
+
+	if (s->fifo.on) {
+		*fd = -1;
+		n = pin_fifo_take(&s->fifo, s->head, sizeof(s->head));
+		return n < 0 ? -errno : n;
+	}
+	*fd = open(s->cfg->path, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0)
+		return -errno;
+	return pin_read_full(*fd, s->head, sizeof(s->head));
+}
+
 /* Open the path and wrap it in a pin_stream; s->head gets the first bytes. */
 static int pin_fopen(struct pin_state *s, FILE **fp)
 {
@@ -166,10 +239,9 @@ static int pin_fopen(struct pin_state *s, FILE **fp)
 	ssize_t n;
 	int fd, rc;
 
-	fd = open(s->cfg->path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = pin_read_full(fd, s->head, sizeof(s->head));
+	n = pin_read_head(s, &fd);
+	if (n < 0 && fd < 0)
+		return (int)n;
 	if (n < 0) {
 		rc = (int)n;
 		goto err_fd;
@@ -179,7 +251,8 @@ static int pin_fopen(struct pin_state *s, FILE **fp)
 	st = calloc(1, sizeof(*st));
 	if (!st)
 		goto err_fd;
-	*st = (struct pin_stream){ .fd = fd, .head = s->head, .len = s->head_len };
+	*st = (struct pin_stream){ .fd = fd, .head = s->head, .len = s->head_len,
+				   .fifo = s->fifo.on ? &s->fifo : NULL };
 	s->stream = st;
 	*fp = fopencookie(st, "r", (cookie_io_functions_t){ .read = pin_stream_read,
 							      .close = pin_stream_close });
@@ -191,7 +264,8 @@ static int pin_fopen(struct pin_state *s, FILE **fp)
 err_st:
 	free(st);
 err_fd:
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 	return rc;
 }
 
@@ -243,7 +317,8 @@ static void pin_fast_start(struct pin_state *s)
 	if (f->snapshot > PIN_CAPLEN_MAX)
 		f->snapshot = PIN_CAPLEN_MAX;
 	f->pos = f->len = 0;
-	f->regular = fstat(s->stream->fd, &st) == 0 && S_ISREG(st.st_mode);
+	f->regular = s->stream->fd >= 0 && fstat(s->stream->fd, &st) == 0 &&
+		     S_ISREG(st.st_mode);
 	f->size = f->regular ? (uint64_t)st.st_size : 0;
 	f->fd_off = PIN_HEAD_LEN;
 	f->on = true;
@@ -260,7 +335,258 @@ static void pin_fast_stop(struct pin_state *s)
 	s->stream->pos = 0;
 }
 
-static int pin_open_file(struct pin_state *s)
+/* ------------------------------------------------------------------ */
+/* FIFOs: read without blocking, framed into whole units                 */
+
+static uint32_t pin_fifo_u32(const struct pin_fifo *q, size_t off)
+{
+	uint32_t v;
+
+	memcpy(&v, q->buf + off, sizeof(v));
+	return q->swapped ? bswap_32(v) : v;
+}
+
+/* The stream's first four bytes say how it is framed. Not a capture file:
+ * everything is given out as it comes, for libpcap to refuse in its words. */
+static void pin_fifo_magic(struct pin_fifo *q, uint32_t magic)
+{
+	uint32_t m = magic;
+
+	if (magic == PIN_PCAPNG_MAGIC) {
+		q->phase = 3;
+		return;
+	}
+	q->swapped = m != PIN_MAGIC_US && m != PIN_MAGIC_NS && m != PIN_MAGIC_MOD;
+	if (q->swapped)
+		m = bswap_32(magic);
+	q->phase = m == PIN_MAGIC_US || m == PIN_MAGIC_NS || m == PIN_MAGIC_MOD ? 1 : 4;
+	q->rec_hdr = m == PIN_MAGIC_MOD ? 24 : 16;
+}
+
+/* pcapng: a block's length is at 4..7 in its section's byte order, which
+ * a Section Header Block sets with its byte-order magic at 8..11. */
+static int pin_fifo_block(struct pin_state *s, size_t at, uint32_t *len, bool *pkt)
+{
+	struct pin_fifo *q = &s->fifo;
+	uint32_t type, bom;
+
+	memcpy(&type, q->buf + at, sizeof(type));
+	if (type == PIN_PCAPNG_MAGIC) {
+		memcpy(&bom, q->buf + at + 8, sizeof(bom));
+		q->swapped = bom != PIN_NG_BOM;
+		if (q->swapped && bswap_32(bom) != PIN_NG_BOM) {
+			snprintf(s->err, sizeof(s->err), "bad pcapng byte-order magic 0x%08x", bom);
+			return -EBADMSG;
+		}
+	}
+	type = pin_fifo_u32(q, at);
+	*len = pin_fifo_u32(q, at + 4);
+	*pkt = type == 2 || type == 3 || type == 6; /* obsolete, simple, enhanced */
+	if (*len >= 12 && *len <= PIN_BLOCK_MAX)
+		return 0;
+	snprintf(s->err, sizeof(s->err), "pcapng block of %u bytes (limit %u)", *len, PIN_BLOCK_MAX);
+	return -EBADMSG;
+}
+
+/* The length of the unit at framed, or 0 while too little of it is there
+ * to tell; *pkt: it holds a packet. -EBADMSG for a length no file has. */
+static int pin_fifo_unit(struct pin_state *s, size_t have, size_t *unit, bool *pkt)
+{
+	struct pin_fifo *q = &s->fifo;
+	uint32_t len, magic;
+	int rc;
+
+	*unit = 0;
+	*pkt = false;
+	if (q->phase == 0 && have >= 4) {
+		memcpy(&magic, q->buf + q->framed, sizeof(magic));
+		pin_fifo_magic(q, magic);
+	}
+	if (q->phase == 1 && have >= PIN_HEAD_LEN)
+		*unit = PIN_HEAD_LEN;
+	if (q->phase == 2 && have >= q->rec_hdr) {
+		len = pin_fifo_u32(q, q->framed + 8);
+		if (len > PIN_CAPLEN_MAX) {
+			snprintf(s->err, sizeof(s->err), "record of %u captured bytes (limit %u)",
+				 len, PIN_CAPLEN_MAX);
+			return -EBADMSG;
+		}
+		*unit = q->rec_hdr + len;
+		*pkt = true;
+	}
+	if (q->phase == 3 && have >= 12) {
+		rc = pin_fifo_block(s, q->framed, &len, pkt);
+		if (rc < 0)
+			return rc;
+		*unit = len;
+	}
+	if (q->phase == 4)
+		*unit = have;
+	return 0;
+}
+
+/* Move framed over every whole unit that is buffered. */
+static int pin_fifo_frame(struct pin_state *s)
+{
+	struct pin_fifo *q = &s->fifo;
+	size_t unit;
+	bool pkt;
+	int rc;
+
+	for (;;) {
+		rc = pin_fifo_unit(s, q->len - q->framed, &unit, &pkt);
+		if (rc < 0 || !unit || unit > q->len - q->framed)
+			return rc;
+		q->framed += unit;
+		q->pkts += pkt;
+		if (q->phase == 1)
+			q->phase = 2;
+	}
+}
+
+/* Room at the end of the buffer, made by dropping what was read once it
+ * is worth a memmove. */
+static void pin_fifo_compact(struct pin_fifo *q)
+{
+	if (!q->pos || PIN_FIFO_CAP - q->len >= PIN_FIFO_CAP / 2)
+		return;
+	memmove(q->buf, q->buf + q->pos, q->len - q->pos);
+	q->len -= q->pos;
+	q->framed -= q->pos;
+	q->pos = 0;
+}
+
+/* Read what the writer has sent, until EAGAIN or a full buffer. */
+static int pin_fifo_fill(struct pin_state *s)
+{
+	struct pin_fifo *q = &s->fifo;
+	ssize_t n;
+	int rc;
+
+	pin_fifo_compact(q);
+	while (q->len < PIN_FIFO_CAP && !q->eof) {
+		n = read(q->fd, q->buf + q->len, PIN_FIFO_CAP - q->len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n < 0) {
+			rc = -errno;
+			snprintf(s->err, sizeof(s->err), "read: %s", strerror(-rc));
+			return rc;
+		}
+		q->eof = n == 0;
+		q->len += (size_t)n;
+	}
+	rc = pin_fifo_frame(s);
+	/* A partial unit at the end goes to the parser, which calls it cut. */
+	if (rc == 0 && q->eof)
+		q->framed = q->len;
+	return rc;
+}
+
+/* Whether the parser may run: it will not meet a missing byte, since the
+ * next packet and every block before it are framed, or the writer left. */
+static bool pin_fifo_ready(const struct pin_state *s)
+{
+	const struct pin_fifo *q = &s->fifo;
+
+	return q->err || q->eof || q->phase == 4 || q->pkts > s->packets;
+}
+
+static void pin_fifo_unwatch(struct pin_state *s)
+{
+	if (s->fifo.watch)
+		s->host->unwatch(s->fifo.watch);
+	s->fifo.watch = NULL;
+}
+
+static void pin_fifo_event(void *arg, int fd, unsigned events);
+
+/* Watch the FIFO, once started, while there is something to wait for. */
+static int pin_fifo_watch(struct pin_state *s)
+{
+	struct pin_fifo *q = &s->fifo;
+
+	if (q->watch || !s->timer || q->fd < 0 || q->eof || q->err || q->len >= PIN_FIFO_CAP)
+		return 0;
+	q->watch = s->host->watch_fd(s->node, q->fd, PP_WATCH_READ, pin_fifo_event, s);
+	return q->watch ? 0 : -ENOMEM;
+}
+
+/* After a turn: the parser made room, so read again (a full buffer is
+ * not watched: that is how a paced or slow graph holds the writer back). */
+static void pin_fifo_resume(struct pin_state *s)
+{
+	pin_fifo_compact(&s->fifo);
+	if (pin_fifo_watch(s) == 0)
+		return;
+	snprintf(s->err, sizeof(s->err), "cannot watch the FIFO: %s", strerror(ENOMEM));
+	s->fifo.err = -ENOMEM;
+}
+
+/* The parked turn runs again, when pacing allows. */
+static void pin_fifo_wake(struct pin_state *s)
+{
+	uint64_t now = s->host->now_mono_ns();
+
+	s->fifo.waiting = false;
+	s->host->timer_arm(s->timer, s->next_ns > now ? s->next_ns - now : 0, 0);
+}
+
+static void pin_fifo_event(void *arg, int fd, unsigned events)
+{
+	struct pin_state *s = arg;
+	struct pin_fifo *q = &s->fifo;
+	int rc;
+
+	(void)fd;
+	(void)events;
+	if (s->done) {
+		pin_fifo_unwatch(s);
+		return;
+	}
+	rc = pin_fifo_fill(s);
+	if (rc < 0)
+		q->err = rc;
+	/* Level-triggered: a hangup or a full buffer would fire forever. */
+	if (rc < 0 || q->eof || q->len >= PIN_FIFO_CAP)
+		pin_fifo_unwatch(s);
+	if (q->waiting && pin_fifo_ready(s))
+		pin_fifo_wake(s);
+}
+
+/* O_NONBLOCK: the open does not wait for a writer. Until one comes, epoll
+ * reports nothing on the read end (no hangup), so the node just waits. */
+static int pin_fifo_open(struct pin_state *s)
+{
+	struct pin_fifo *q = &s->fifo;
+
+	if (!q->buf && !(q->buf = malloc(PIN_FIFO_CAP)))
+		return -ENOMEM;
+	q->fd = open(s->cfg->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (q->fd < 0) {
+		s->host->log(s->node, PP_LOG_ERROR, "%s: %s", s->cfg->path, strerror(errno));
+		return -errno;
+	}
+	q->pos = q->len = q->framed = 0;
+	q->phase = 0;
+	q->pkts = 0;
+	q->eof = q->waiting = false;
+	q->err = 0;
+	s->packets = 0;
+	return pin_fifo_watch(s);
+}
+
+static void pin_fifo_close(struct pin_state *s)
+{
+	pin_fifo_unwatch(s);
+	if (s->fifo.fd >= 0)
+		close(s->fifo.fd);
+	s->fifo.fd = -1;
+}
+
+static int pin_pcap_open(struct pin_state *s)
 {
 	char errbuf[PCAP_ERRBUF_SIZE] = "";
 	FILE *fp = NULL;
@@ -294,18 +620,30 @@ static void pin_close_file(struct pin_state *s)
 	s->pcap = NULL;
 	s->stream = NULL;
 	s->fast.on = false;
+	pin_fifo_close(s);
+}
+
+/* A FIFO's capture is opened by libpcap later, once its header is here. */
+static int pin_open_file(struct pin_state *s)
+{
+	if (s->fifo.on)
+		return pin_fifo_open(s);
+	return pin_pcap_open(s);
 }
 
 static int pin_open(struct pp_node *node, const struct pp_host *host, const void *config,
 		    void **state)
 {
 	struct pin_state *s;
+	struct stat st;
 	int rc = -ENOMEM;
 
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		goto err;
 	*s = (struct pin_state){ .node = node, .host = host, .cfg = config };
+	s->fifo.fd = -1;
+	s->fifo.on = stat(s->cfg->path, &st) == 0 && S_ISFIFO(st.st_mode);
 	s->stats = host->stats(node);
 	s->drop_nomem = host->drop_reason(node, "nomem");
 	s->quantum = s->cfg->rate ? s->cfg->rate / PIN_QUANTA_PER_S + 1 : UINT64_MAX;
@@ -315,6 +653,7 @@ static int pin_open(struct pp_node *node, const struct pp_host *host, const void
 	*state = s;
 	return 0;
 err_free:
+	free(s->fifo.buf);
 	free(s);
 err:
 	return rc;
@@ -335,6 +674,8 @@ static int pin_start(void *state)
 	if (!s->timer)
 		return -ENOMEM;
 	s->next_ns = s->host->now_mono_ns();
+	if (s->fifo.on && pin_fifo_watch(s) < 0)
+		return -ENOMEM;
 	return s->host->timer_arm(s->timer, 0, 0);
 }
 
@@ -373,7 +714,8 @@ static int pin_fast_fill(struct pin_state *s, size_t need)
 		f->pos = 0;
 	}
 	while (f->len < need) {
-		ssize_t n = read(s->stream->fd, f->buf + f->len, pin_fast_room(f, need));
+		ssize_t n = pin_src_read(s->stream->fd, s->stream->fifo, f->buf + f->len,
+					 pin_fast_room(f, need));
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -508,13 +850,16 @@ static int pin_read(struct pin_state *s, struct pp_packet **out)
 	return 0;
 }
 
-/* Read one turn's worth; returns pin_read's status of the last read. */
+/* Read one turn's worth; returns pin_read's status of the last read, or 2:
+ * a FIFO has no whole packet buffered yet. */
 static int pin_fill(struct pin_state *s, struct pp_batch *b, uint64_t *bytes)
 {
 	struct pp_packet *p;
 	int rc = 0;
 
 	while (b->count < PP_BATCH_MAX && *bytes < s->quantum) {
+		if (s->fifo.on && (rc = s->fifo.err ? s->fifo.err : !pin_fifo_ready(s) ? 2 : 0))
+			break;
 		rc = pin_read(s, &p);
 		if (rc != 0)
 			break;
@@ -549,6 +894,7 @@ static void pin_finish(struct pin_state *s, int status)
 {
 	s->done = true;
 	pin_release_timer(s);
+	pin_fifo_unwatch(s);
 	s->host->finished(s->node, status);
 }
 
@@ -583,6 +929,31 @@ static uint64_t pin_delay(struct pin_state *s, uint64_t bytes)
 	return s->next_ns - now;
 }
 
+/* A FIFO's capture is opened once its header (and first packet) is
+ * buffered, so libpcap's reads of it all succeed. -1: it failed, finished. */
+static int pin_fifo_pcap(struct pin_state *s)
+{
+	int rc;
+
+	if (!s->fifo.on || s->pcap || s->fifo.err || !pin_fifo_ready(s))
+		return 0;
+	rc = pin_pcap_open(s);
+	if (rc < 0)
+		pin_finish(s, rc);
+	return rc < 0 ? -1 : 0;
+}
+
+/* Nothing whole to read: the watch wakes the turn (pin_fifo_wake()). The
+ * bytes emitted still count towards the pace. */
+static void pin_fifo_park(struct pin_state *s, uint64_t bytes)
+{
+	pin_delay(s, bytes);
+	s->fifo.waiting = true;
+	pin_fifo_resume(s);
+	if (s->fifo.err || pin_fifo_ready(s))
+		pin_fifo_wake(s);
+}
+
 static void pin_turn(void *arg)
 {
 	struct pin_state *s = arg;
@@ -590,10 +961,14 @@ static void pin_turn(void *arg)
 	uint64_t bytes = 0;
 	int rc;
 
-	if (s->done)
+	if (s->done || pin_fifo_pcap(s) < 0)
 		return;
 	rc = pin_fill(s, &b, &bytes);
 	pin_emit(s, &b);
+	if (rc == 2) {
+		pin_fifo_park(s, bytes);
+		return;
+	}
 	if (rc < 0) {
 		s->host->log(s->node, PP_LOG_ERROR, "%s: damaged capture after %llu packets: %s",
 			     s->cfg->path, (unsigned long long)s->packets,
@@ -603,6 +978,8 @@ static void pin_turn(void *arg)
 	}
 	if (rc == 1 && pin_end_of_file(s) != 0)
 		return;
+	if (s->fifo.on)
+		pin_fifo_resume(s);
 	s->host->timer_arm(s->timer, pin_delay(s, bytes), 0);
 }
 
@@ -615,6 +992,7 @@ static int pin_stop(void *state)
 
 	s->done = true;
 	pin_release_timer(s);
+	pin_fifo_unwatch(s);
 	return 0;
 }
 
@@ -624,6 +1002,7 @@ static void pin_close(void *state)
 
 	pin_close_file(s);
 	free(s->fast.buf);
+	free(s->fifo.buf);
 	free(s);
 }
 
