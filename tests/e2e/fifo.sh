@@ -416,6 +416,106 @@ timeout 20 tail --pid="${PIDS[tshark]}" -f /dev/null || fail "pcapng fifo: tshar
 expect_eq "pcapng fifo: as read by tshark" "$(fields "$TMP/fifo.pcapng")" "$WANT"
 
 # ------------------------------------------------------------------ #
+# pcap-in reading a FIFO: never holds the loop                        #
+
+# feed.py FIFO FILE CHUNK PAUSE [HOLD]: write FILE into FIFO CHUNK bytes at a
+# time, PAUSE seconds apart; with HOLD, write the first HOLD bytes, then
+# wait (at most 60 s) for $TMP/go before the rest.
+cat >"$TMP/feed.py" <<'PY'
+import os, sys, time
+fifo, path, chunk, pause = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+hold = int(sys.argv[5]) if len(sys.argv) > 5 else -1
+data = open(path, "rb").read()
+fd = os.open(fifo, os.O_WRONLY)
+off = 0
+while off < len(data):
+    if off == hold:
+        for _ in range(600):
+            if os.path.exists(os.path.join(os.path.dirname(fifo), "go")):
+                break
+            time.sleep(0.1)
+    end = min(off + chunk, len(data), hold if off < hold else len(data))
+    off += os.write(fd, data[off:end])
+    time.sleep(pause)
+os.close(fd)
+PY
+# pin_graph NAME FIFO [LOOP]: pcap-in on FIFO -> pcap-out $TMP/NAME.pcap
+pin_graph() {
+	printf '[f]\nplugin = pcap-in\npath = %s\nloop = %s\n\n[fo]\nplugin = pcap-out\ninput = f\npath = %s\nprecision = ns\n' \
+		"$2" "${3:-1}" "$TMP/$1.pcap" >"$TMP/$1.ini"
+}
+AOE="$CORPUS/AoE_Linux.pcap"
+PFIFO="$TMP/in.fifo"
+mkfifo "$PFIFO"
+on_exit "rm -f $PFIFO"
+
+# A writer connected but silent after the header; a second source's branch
+# still flows to its end.
+pin_graph silent "$PFIFO"
+printf '\n[r]\nplugin = pcap-in\npath = %s\nloop = 5\n\n[ro]\nplugin = pcap-out\ninput = r\npath = %s\n' \
+	"$AOE" "$TMP/silent-r.pcap" >>"$TMP/silent.ini"
+rm -f "$TMP/go"
+spawn feeder "$PY" "$TMP/feed.py" "$PFIFO" "$AOE" 4096 0 24
+start silent "$TMP/silent.ini"
+running silent
+wait_stat silent 20 ro packets_out -eq 930 ||
+	fail "silent writer: the other branch wrote $(stat "$TMP/silent.json" ro packets_out) of 930"
+expect_eq "silent writer: nothing from the FIFO yet" "$(stat "$TMP/silent.json" f packets_in)" 0
+touch "$TMP/go"
+reap "${PIDS[feeder]}" 30 || fail "silent writer: feeder failed: $(cat "$TMP/feeder.err")"
+reap "${PIDS[silent]}" 30
+expect_eq "silent writer: exit" "$?" 0
+expect_balanced "silent writer" "$TMP/silent.json"
+same "silent writer: FIFO copy" "$TMP/silent.pcap" "$AOE"
+mergecap -a -F pcap -w "$TMP/aoe5.pcap" "$AOE" "$AOE" "$AOE" "$AOE" "$AOE"
+same "silent writer: file copy" "$TMP/silent-r.pcap" "$TMP/aoe5.pcap"
+
+# A slow writer, a few hundred bytes at a time: complete and identical.
+pin_graph slow "$PFIFO"
+spawn feeder "$PY" "$TMP/feed.py" "$PFIFO" "$AOE" 300 0.002
+run_graph slow 60
+expect_eq "slow writer: exit" "$status" 0
+expect_balanced "slow writer" "$TMP/slow.json"
+same "slow writer: content" "$TMP/slow.pcap" "$AOE"
+reap "${PIDS[feeder]}" 10
+
+# pcapng, slowly, twice (loop = 2: a new writer for the second play).
+editcap -F pcapng "$AOE" "$TMP/aoe.pcapng"
+pin_graph ng "$PFIFO" 2
+start ng "$TMP/ng.ini"
+for i in 1 2; do
+	timeout 30 "$PY" "$TMP/feed.py" "$PFIFO" "$TMP/aoe.pcapng" 500 0.001 ||
+		fail "pcapng FIFO: writer $i failed"
+done
+reap "${PIDS[ng]}" 30
+expect_eq "pcapng FIFO: exit" "$?" 0
+expect_balanced "pcapng FIFO" "$TMP/ng.json"
+expect_eq "pcapng FIFO: both plays" "$(stat "$TMP/ng.json" fo packets_out)" 372
+mergecap -a -F pcap -w "$TMP/aoe2.pcap" "$AOE" "$AOE"
+same "pcapng FIFO: content" "$TMP/ng.pcap" "$TMP/aoe2.pcap"
+
+# A record cut short by a writer that leaves: the file is named, exit 1.
+# A record no file has (2 GiB): refused the same way, without waiting for it.
+"$PY" - "$TMP" <<'PY'
+import struct, sys
+head = struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1)
+rec = struct.pack("<IIII", 1, 0, 100, 100)
+open(sys.argv[1] + "/cut-in.pcap", "wb").write(head + rec + b"x" * 100 + rec + b"y" * 10)
+open(sys.argv[1] + "/huge-in.pcap", "wb").write(head + struct.pack("<IIII", 1, 0, 1 << 31, 1 << 31))
+PY
+for kind in cut huge; do
+	pin_graph "$kind" "$PFIFO"
+	spawn feeder "$PY" "$TMP/feed.py" "$PFIFO" "$TMP/$kind-in.pcap" 50 0.01
+	run_graph "$kind" 30
+	expect_eq "$kind record on a FIFO: exit" "$status" 1
+	expect_contains "$kind record on a FIFO: message" "$(cat "$TMP/$kind.err")" "$PFIFO: damaged capture after"
+	reap "${PIDS[feeder]}" 10
+done
+expect_contains "cut record on a FIFO: reason" "$(cat "$TMP/cut.err")" "after 1 packets: truncated"
+expect_contains "huge record on a FIFO: reason" "$(cat "$TMP/huge.err")" "limit 262144"
+sanitizer_clean "pcap-in on a FIFO" "$TMP"/{silent,slow,ng,cut,huge}.err
+
+# ------------------------------------------------------------------ #
 # Checks before anything opens                                        #
 
 check() { # check "pcap-out keys": --check's status and stderr
