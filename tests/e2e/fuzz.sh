@@ -27,60 +27,47 @@ if ! command -v "$CLANG" >/dev/null 2>&1; then
 fi
 mkdir -p "$OUT"
 
-# build NAME: BUILD/fuzz/fuzz_NAME from fuzz_wire.c with -DFUZZ_NAME.
-build() {
-	local def log="$TMP/build-$1.log"
-	def=FUZZ_$(echo "$1" | tr a-z- A-Z_)
-	if (cd "$ROOT" && "$CLANG" -g -O1 -fsanitize=fuzzer,address,undefined \
-		-fno-sanitize-recover=undefined -Wall -Wextra -Werror -Iinclude -Iplugins/lib \
-		-D"$def" tests/fuzz/fuzz_wire.c plugins/lib/wire.c plugins/lib/framer.c plugins/zlib/zlib.c -lz \
-		-o "$OUT/fuzz_$1") >"$log" 2>&1; then
+# fuzz_build NAME CLANG-ARGS...: BUILD/fuzz/fuzz_NAME with the flags every
+# target shares; a failed build is a failure naming the target.
+fuzz_build() {
+	local name=$1 log="$TMP/build-$1.log"
+	shift
+	if (cd "$ROOT" && "$CLANG" -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined -Wall -Wextra -Werror "$@" -o "$OUT/fuzz_$name") >"$log" 2>&1; then
 		return 0
 	fi
-	fail "$1: build failed: $(tail -n 5 "$log")"
+	fail "$name: build failed: $(tail -n 5 "$log")"
 	return 1
+}
+
+# The core's sources but main.c, relative to $ROOT.
+core_sources() { (cd "$ROOT" && ls core/*.c | grep -v core/main.c); }
+
+# build NAME: the wire targets, fuzz_wire.c with -DFUZZ_NAME.
+build() {
+	fuzz_build "$1" -Iinclude -Iplugins/lib -D"FUZZ_$(echo "$1" | tr a-z- A-Z_)" \
+		tests/fuzz/fuzz_wire.c plugins/lib/wire.c plugins/lib/framer.c plugins/zlib/zlib.c -lz
 }
 
 # The config target reads whole core sources and real test plugins (the
 # optimised build's: clang's sanitizer runtime cannot host gcc's).
 build_config() {
-	local log="$TMP/build-config.log"
-	if (cd "$ROOT" && "$CLANG" -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
-		-fno-sanitize-recover=undefined -Wall -Wextra -Werror -Iinclude -Icore \
-		tests/fuzz/fuzz_config.c $(ls core/*.c | grep -v core/main.c) \
-		-lltdl -linih -lpthread -o "$OUT/fuzz_config") >"$log" 2>&1; then
-		return 0
-	fi
-	fail "config: build failed: $(tail -n 5 "$log")"
-	return 1
+	fuzz_build config -Iinclude -Icore tests/fuzz/fuzz_config.c $(core_sources) \
+		-lltdl -linih -lpthread
 }
 
 # The pcapin target compiles the pcap-in plugin itself into the fuzzer with
 # the core sources and runs it through a real graph (clang's runtime cannot
 # host the gcc-built .so); its seeds are captures from ../shared/corpus.
 build_pcapin() {
-	local log="$TMP/build-pcapin.log"
-	if (cd "$ROOT" && "$CLANG" -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
-		-fno-sanitize-recover=undefined -Wall -Wextra -Werror -Iinclude -Icore -Iplugins/lib \
-		tests/fuzz/fuzz_pcapin.c plugins/pcap-in/pcap-in.c plugins/lib/linktype.c \
-		$(ls core/*.c | grep -v core/main.c) \
-		-lpcap -lltdl -linih -lpthread -o "$OUT/fuzz_pcapin") >"$log" 2>&1; then
-		return 0
-	fi
-	fail "pcapin: build failed: $(tail -n 5 "$log")"
-	return 1
+	fuzz_build pcapin -Iinclude -Icore -Iplugins/lib tests/fuzz/fuzz_pcapin.c \
+		plugins/pcap-in/pcap-in.c plugins/lib/linktype.c $(core_sources) \
+		-lpcap -lltdl -linih -lpthread
 }
 
 # The ring's query parser: a pure function over bytes, on its own.
 build_query() {
-	local log="$TMP/build-query.log"
-	if (cd "$ROOT" && "$CLANG" -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
-		-fno-sanitize-recover=undefined -Wall -Wextra -Werror -Iplugins/ring \
-		tests/fuzz/fuzz_query.c plugins/ring/query.c -o "$OUT/fuzz_query") >"$log" 2>&1; then
-		return 0
-	fi
-	fail "query: build failed: $(tail -n 5 "$log")"
-	return 1
+	fuzz_build query -Iplugins/ring tests/fuzz/fuzz_query.c plugins/ring/query.c
 }
 
 # replay NAME: every kept regression input once.
