@@ -76,7 +76,7 @@ void pp_node_process(struct pp_node *to, struct pp_batch *b)
 static void deliver(struct pp_node *to, struct pp_batch *b, uint64_t packets, uint64_t bytes)
 {
 	if (!pp_on_node_thread(to)) {
-		pp_deliver_remote(to, b);
+		pp_deliver_remote(to, b, packets, bytes);
 		return;
 	}
 	pp_node_count_in(to, packets, bytes);
@@ -86,14 +86,11 @@ static void deliver(struct pp_node *to, struct pp_batch *b, uint64_t packets, ui
 /* The batch is walked once, for every output's counts as well. */
 void pp_node_emit(struct pp_node *n, struct pp_batch *b)
 {
-	uint64_t packets = 0, bytes = 0;
+	uint64_t packets, bytes;
 
 	if (!b->count)
 		return;
-	for (uint32_t i = 0; i < b->count; i++) {
-		packets += b->pkts[i]->count;
-		bytes += b->pkts[i]->caplen;
-	}
+	pp_batch_totals(b, &packets, &bytes);
 	pp_counter_add(&n->stats.packets_out, packets);
 	pp_counter_add(&n->stats.bytes_out, bytes);
 	for (size_t i = 0; i < n->noutputs; i++)

@@ -174,12 +174,12 @@ static bool queue_full(struct pp_node *n)
 	return true;
 }
 
-void pp_deliver_remote(struct pp_node *n, struct pp_batch *b)
+/* packets and bytes: b's totals, which the emitter has at hand. */
+void pp_deliver_remote(struct pp_node *n, struct pp_batch *b, uint64_t packets, uint64_t bytes)
 {
-	uint64_t packets = pp_batch_packets(b);
 	struct batch_msg *m;
 
-	pp_node_count_in(n, packets, pp_batch_bytes(b));
+	pp_node_count_in(n, packets, bytes);
 	if (queue_full(n)) {
 		drop_remote(n, n->queue_full, packets);
 		return;

@@ -27,7 +27,7 @@ bool pp_on_main_thread(void);
 
 /* Hand b to n on n's thread (references taken), or drop it if n's queue is
  * full. packets_in is counted here either way. */
-void pp_deliver_remote(struct pp_node *n, struct pp_batch *b);
+void pp_deliver_remote(struct pp_node *n, struct pp_batch *b, uint64_t packets, uint64_t bytes);
 /* Run n's stop() on its thread. */
 void pp_stop_remote(struct pp_node *n);
 /* From a worker: tell the main thread that n finished or failed. */

@@ -163,6 +163,16 @@ static inline uint64_t pp_batch_bytes(const struct pp_batch *b)
 	return n;
 }
 
+/* Both at once, for a caller that needs both: one walk of the batch. */
+static inline void pp_batch_totals(const struct pp_batch *b, uint64_t *packets, uint64_t *bytes)
+{
+	*packets = *bytes = 0;
+	for (uint32_t i = 0; i < b->count; i++) {
+		*packets += b->pkts[i]->count;
+		*bytes += b->pkts[i]->caplen;
+	}
+}
+
 /* ------------------------------------------------------------------ */
 /* Counters                                                            */
 
