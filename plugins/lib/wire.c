@@ -134,8 +134,11 @@ static int meta_field_get(struct pp_meta *m, uint8_t type, const uint8_t *v, uin
 	if (type == PP_WIRE_META_PREFIX) {
 		if (len > PP_PREFIX_MAX - 1 || memchr(v, 0, len))
 			return -EBADMSG;
+		/* Zero all of it: a second prefix TLV, shorter than the first,
+		 * leaves no bytes of the first behind its NUL, so a decoded
+		 * record is the same whatever the sender repeated. */
+		memset(m->prefix, 0, sizeof(m->prefix));
 		memcpy(m->prefix, v, len);
-		m->prefix[len] = '\0';
 		m->flags |= PP_META_PREFIX;
 		return 0;
 	}

@@ -78,6 +78,7 @@ replay() {
 		ok
 	else
 		fail "$1: a kept regression input fails again: $(grep -m1 -E 'ERROR|SUMMARY' "$log")"
+		report "$log"
 	fi
 }
 
@@ -95,7 +96,23 @@ run() {
 			grep -o '[0-9]*$') runs clean"
 	else
 		fail "$name: $(grep -m1 -E 'ERROR|SUMMARY|deadly|Test unit written' "$log") $(grep -o 'Test unit written to .*' "$log")"
+		report "$log"
 	fi
+}
+
+# report LOG: what a CI log needs to reproduce a finding without the
+# machine it ran on: the sanitizer's words, the stack without the
+# sanitizer's and libFuzzer's own frames, and the input itself in hex (od:
+# nothing beyond coreutils) when it is small.
+report() {
+	local unit
+	grep -E 'runtime error|ERROR:|SUMMARY|^ *#[0-9]+ ' "$1" |
+		grep -v -E '__sanitizer|fuzzer::|__asan|__ubsan|libc\.so|_start' |
+		head -n 20 | sed 's/^/fuzz:   /' >&2
+	unit=$(grep -o 'Test unit written to .*' "$1" | sed 's/^Test unit written to //')
+	[ -n "$unit" ] && [ -f "$OUT/$unit" ] && [ "$(wc -c <"$OUT/$unit")" -le 4096 ] &&
+		echo "fuzz:   input (hex): $(od -An -tx1 -v "$OUT/$unit" | tr -d ' \n')" >&2
+	return 0
 }
 
 for t in native legacy legacy_rc; do
