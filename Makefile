@@ -109,9 +109,11 @@ FAKE_SOS   := $(FAKE_SRCS:tests/plugins/%.c=$(BUILD)/tests/plugins/%.so)
 
 tools: $(TOOL_BINS)
 
+# Unit tests include plugin sources (wire.c, say): -MMD records them.
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpktpipe-core.a tests/unit/check.h
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) -Icore -Itests/unit -o $@ $< $(BUILD)/libpktpipe-core.a $(BASE_LDFLAGS) $(HOST_LIBS)
+	$(CC) $(BASE_CFLAGS) -MMD -MP -MF $@.d -Icore -Itests/unit -o $@ $< $(BUILD)/libpktpipe-core.a $(BASE_LDFLAGS) $(HOST_LIBS)
+-include $(UNIT_BINS:=.d)
 
 $(BUILD)/tools/%: tests/tools/%.c
 	@mkdir -p $(@D)

@@ -413,6 +413,10 @@ TEST(native_meta_checks)
 	CHECK_EQ_INT(strlen(m.prefix), 127);
 	prefix[1] = 128;
 	CHECK_EQ_INT(with_meta(prefix, 2 + 128, NULL), -EBADMSG);
+	/* A repeated prefix replaces the first whole: nothing of "abcdef"
+	 * stays behind the NUL of "ab". */
+	CHECK_EQ_INT(with_meta((const uint8_t *)"\x02\x06" "abcdef" "\x02\x02" "ab", 12, &m), 0);
+	CHECK(strcmp(m.prefix, "ab") == 0 && m.prefix[3] == '\0' && m.prefix[5] == '\0');
 }
 
 TEST(native_every_byte_flip_is_survived)
