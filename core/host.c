@@ -135,6 +135,16 @@ static struct pp_packet *host_packet_alloc(struct pp_node *n, uint32_t capacity)
 	return p;
 }
 
+static struct pp_packet *host_packet_wrap(struct pp_node *n, const uint8_t *data, uint32_t len,
+					  void (*release)(void *arg), void *arg)
+{
+	struct pp_packet *p = pp_packet_wrap(data, len, release, arg);
+
+	if (!p)
+		pp_log(PP_LOG_ERROR, n->name, "cannot allocate a packet");
+	return p;
+}
+
 static const struct pp_codec *codec_in(const struct pp_plugin *p, const char *name, int id)
 {
 	if (!p->codecs)
@@ -228,4 +238,5 @@ const struct pp_host pp_host_table = {
 	.packet_unref = pp_packet_unref,
 	.codec_find = host_codec_find,
 	.codec_by_id = host_codec_by_id,
+	.packet_wrap = host_packet_wrap,
 };

@@ -22,6 +22,10 @@
 struct pkt {
 	uint32_t refs;
 	uint16_t size_class; /* see class_capacity(), or NO_CLASS */
+	/* A wrapped packet: pub.data is the caller's, given back through
+	 * release(release_arg) on the last unref; NULL otherwise. */
+	void (*release)(void *arg);
+	void *release_arg;
 	struct pp_packet pub;
 	/* data follows, aligned for any header a plugin overlays */
 	_Alignas(16) uint8_t data[];
@@ -228,6 +232,7 @@ static void count_outstanding(struct cache *tc, int64_t d)
 static struct pp_packet *init_pkt(struct cache *tc, struct pkt *k)
 {
 	k->refs = 1;
+	k->release = NULL;
 	k->pub.data = k->data;
 	k->pub.caplen = k->pub.origlen = 0;
 	k->pub.ts_ns = 0;
@@ -287,6 +292,24 @@ struct pp_packet *pp_packet_alloc(uint32_t capacity)
 	return alloc_slow(capacity);
 }
 
+/* The smallest class carries wrapped packets: only the struct is used. */
+struct pp_packet *pp_packet_wrap(const uint8_t *data, uint32_t len, void (*release)(void *arg),
+				 void *arg)
+{
+	struct pp_packet *p = pp_packet_alloc(0);
+	struct pkt *k;
+
+	if (!p)
+		return NULL;
+	k = to_pkt(p);
+	k->release = release;
+	k->release_arg = arg;
+	/* Read-only like every emitted packet; the cast is the ABI's. */
+	p->data = (uint8_t *)(uintptr_t)data;
+	p->caplen = p->capacity = len;
+	return p;
+}
+
 void pp_packet_ref(struct pp_packet *p)
 {
 	__atomic_add_fetch(&to_pkt(p)->refs, 1, __ATOMIC_RELAXED);
@@ -317,10 +340,23 @@ static __attribute__((noinline)) void release_slow(struct pkt *k)
 		pool_give(tc, c, 1);
 }
 
+/* A wrapped packet's bytes go back to their owner; its struct is an
+ * ordinary packet of the smallest class again. */
+static __attribute__((noinline)) void unwrap(struct pkt *k)
+{
+	k->release(k->release_arg);
+	k->release = NULL;
+	k->pub.data = k->data;
+	k->pub.capacity = class_capacity(k->size_class);
+}
+
 static void release(struct pkt *k)
 {
 	struct cache *tc = my_cache;
 	unsigned c = k->size_class;
+
+	if (k->release)
+		unwrap(k);
 
 	if (!tc || c == NO_CLASS || tc->count[c] >= tc->max[c] ||
 	    tc->bytes + k->pub.capacity > CACHE_BYTES) {

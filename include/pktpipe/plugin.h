@@ -21,7 +21,8 @@
  *     of ABI 1; a change that moves one fails there first.
  *
  * Packets and batches: ownership
- *   - A packet is allocated by host->packet_alloc() with a reference count of
+ *   - A packet is allocated by host->packet_alloc() (or made over the
+ *     caller's bytes by host->packet_wrap()) with a reference count of
  *     one, owned by the caller. packet_ref() takes another reference,
  *     packet_unref() drops one; the last unref returns it to the pool. Both
  *     may be called from any thread (zmq's I/O thread releases zero-copy
@@ -365,6 +366,19 @@ struct pp_host {
 	 * loads that plugin when asked. NULL with a logged reason if none. */
 	const struct pp_codec *(*codec_find)(struct pp_node *node, const char *name);
 	const struct pp_codec *(*codec_by_id)(struct pp_node *node, uint8_t wire_id);
+
+	/* Zero-copy (appended; a plugin checks PP_HOST_HAS(host, packet_wrap)):
+	 * a packet whose len bytes are data, memory the caller owns and keeps
+	 * unchanged until release(arg) is called, exactly once per wrapped
+	 * packet, on the thread that drops its last reference. caplen and
+	 * capacity are len; the rest is as packet_alloc() leaves it. NULL if
+	 * memory is exhausted (release is then not called). A wrapped packet
+	 * pins all of what release frees: worth it for bytes the source holds
+	 * anyway (a received message, a read buffer) and would otherwise copy,
+	 * and a node that keeps packets for long (a ring) copies what it keeps
+	 * rather than taking references. */
+	struct pp_packet *(*packet_wrap)(struct pp_node *node, const uint8_t *data, uint32_t len,
+					 void (*release)(void *arg), void *arg);
 };
 
 /* ------------------------------------------------------------------ */

@@ -269,13 +269,9 @@ int frame_reader_records(struct frame_reader *r, const struct wire_header *h,
 	return rc;
 }
 
-struct pp_packet *frame_reader_packet(struct frame_reader *r, const struct wire_record *rec)
+/* A record's fields but its bytes into a fresh packet. */
+static struct pp_packet *record_fields(struct pp_packet *p, const struct wire_record *rec)
 {
-	struct pp_packet *p = r->host->packet_alloc(r->node, rec->caplen);
-
-	if (!p)
-		return NULL;
-	memcpy(p->data, rec->data, rec->caplen);
 	p->caplen = rec->caplen;
 	p->origlen = rec->origlen;
 	p->ts_ns = rec->ts_ns;
@@ -286,6 +282,24 @@ struct pp_packet *frame_reader_packet(struct frame_reader *r, const struct wire_
 	if (rec->meta.flags)
 		p->meta = rec->meta;
 	return p;
+}
+
+struct pp_packet *frame_reader_packet(struct frame_reader *r, const struct wire_record *rec)
+{
+	struct pp_packet *p = r->host->packet_alloc(r->node, rec->caplen);
+
+	if (!p)
+		return NULL;
+	memcpy(p->data, rec->data, rec->caplen);
+	return record_fields(p, rec);
+}
+
+struct pp_packet *frame_reader_wrap(struct frame_reader *r, const struct wire_record *rec,
+				    void (*release)(void *arg), void *arg)
+{
+	struct pp_packet *p = r->host->packet_wrap(r->node, rec->data, rec->caplen, release, arg);
+
+	return p ? record_fields(p, rec) : NULL;
 }
 
 void frame_reader_release(struct frame_reader *r)

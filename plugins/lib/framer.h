@@ -149,6 +149,11 @@ int frame_reader_records(struct frame_reader *r, const struct wire_header *h,
 			 const uint8_t **records);
 /* A new packet (count 1) of a decoded record; NULL without memory. */
 struct pp_packet *frame_reader_packet(struct frame_reader *r, const struct wire_record *rec);
+/* The same over the record's bytes where they lie (host->packet_wrap():
+ * release(arg) once the packet is gone); NULL without memory, and then
+ * release is not called. */
+struct pp_packet *frame_reader_wrap(struct frame_reader *r, const struct wire_record *rec,
+				    void (*release)(void *arg), void *arg);
 void frame_reader_release(struct frame_reader *r);
 
 #endif

@@ -35,6 +35,9 @@
 
 #define ZIN_MSGS_PER_TURN 256
 #define ZIN_STOP_DRAIN_MAX 100000 /* messages read when stopping */
+/* Records from this size on become packets over the message's own bytes
+ * (zero-copy); below it a copy is cheaper than the shared count. */
+#define ZIN_WRAP_MIN 256
 
 enum zin_socket { ZIN_PULL, ZIN_SUB };
 enum zin_wire { ZIN_AUTO, ZIN_NATIVE, ZIN_LEGACY, ZIN_LEGACY_RC };
@@ -99,7 +102,28 @@ struct zin {
 	struct frame_reader rd;
 	uint8_t *joined; /* a multi-part message, put together */
 	struct outq out;
+	bool can_wrap; /* the host offers packet_wrap */
+	/* The message being decoded, while its records may become packets
+	 * over its bytes; NULL otherwise. */
+	struct zin_held *held;
 };
+
+/* A received message that packets point into: closed when the decoder and
+ * the last of those packets are done with it, on whichever thread. */
+struct zin_held {
+	uint32_t refs;
+	zmq_msg_t msg;
+};
+
+static void zin_held_release(void *arg)
+{
+	struct zin_held *m = arg;
+
+	if (__atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+		zmq_msg_close(&m->msg);
+		free(m);
+	}
+}
 
 static int zin_validate(const void *config, char *err, size_t errlen)
 {
@@ -170,6 +194,7 @@ static int zin_open(struct pp_node *node, const struct pp_host *host, const void
 	outq_init(&s->out, node, host);
 	frame_reader_init(&s->rd, node, host, s->cfg->max_message);
 	zin_counters(s);
+	s->can_wrap = PP_HOST_HAS(host, packet_wrap);
 	s->again = host->timer_new(node, zin_turn, s);
 	if (!s->again) {
 		free(s);
@@ -213,10 +238,25 @@ static int zin_start(void *state)
 /* ------------------------------------------------------------------ */
 /* Producing packets                                                    */
 
+/* A packet of a record: over the held message's bytes when they are
+ * there and worth it, else a copy. */
+static struct pp_packet *zin_make(struct zin *s, const struct wire_record *r)
+{
+	struct pp_packet *p;
+
+	if (!s->held || r->caplen < ZIN_WRAP_MIN)
+		return frame_reader_packet(&s->rd, r);
+	__atomic_add_fetch(&s->held->refs, 1, __ATOMIC_RELAXED);
+	p = frame_reader_wrap(&s->rd, r, zin_held_release, s->held);
+	if (!p)
+		zin_held_release(s->held);
+	return p;
+}
+
 /* One decoded record into the batch (its packets_in is counted already). */
 static void zin_packet(struct zin *s, const struct wire_record *r)
 {
-	struct pp_packet *p = frame_reader_packet(&s->rd, r);
+	struct pp_packet *p = zin_make(s, r);
 
 	if (!p) {
 		pp_counter_add(s->drop_nomem, 1);
@@ -275,16 +315,21 @@ static int zin_records(struct zin *s, const struct wire_header *h)
 	const uint8_t *records = NULL;
 	struct wire_cursor c;
 	struct wire_record r;
+	struct zin_held *held = s->held;
 	int rc;
 
 	rc = frame_reader_records(&s->rd, h, &records);
 	if (rc < 0)
 		return rc;
+	/* Decompressed records lie in scratch, which the next frame reuses. */
+	if (records != h->payload)
+		s->held = NULL;
 	wire_cursor_init(&c, records, h->raw_len, h->count);
 	while (wire_native_next(&c, &r) == 1) {
 		pp_counter_add(&s->stats->bytes_in, r.caplen);
 		zin_packet(s, &r);
 	}
+	s->held = held;
 	return 0;
 }
 
@@ -428,6 +473,38 @@ static bool zin_join(struct zin *s, zmq_msg_t *first, size_t *len)
 	return fits;
 }
 
+/* A single-part native message, decoded with its bytes held so that its
+ * records can become packets without a copy. Without memory for the hold,
+ * it is decoded with copies like any other. */
+static void zin_native_held(struct zin *s, zmq_msg_t *msg)
+{
+	struct zin_held *m = malloc(sizeof(*m));
+
+	if (!m) {
+		zin_message(s, zmq_msg_data(msg), zmq_msg_size(msg));
+		return;
+	}
+	m->refs = 1; /* the decoder's */
+	zmq_msg_init(&m->msg);
+	zmq_msg_move(&m->msg, msg);
+	s->held = m;
+	zin_message(s, zmq_msg_data(&m->msg), zmq_msg_size(&m->msg));
+	s->held = NULL;
+	zin_held_release(m);
+}
+
+/* Whether a message is worth holding: native, one part, with room for a
+ * record worth wrapping. */
+static bool zin_holdable(const struct zin *s, zmq_msg_t *msg)
+{
+	size_t len = zmq_msg_size(msg);
+
+	return s->can_wrap && !zmq_msg_more(msg) && s->cfg->wire != ZIN_LEGACY &&
+	       s->cfg->wire != ZIN_LEGACY_RC &&
+	       len >= PP_WIRE_HEADER_LEN + PP_WIRE_RECORD_LEN + ZIN_WRAP_MIN &&
+	       wire_is_native(zmq_msg_data(msg), len);
+}
+
 /* One message off the socket: 1 if one was handled, 0 if none waits. */
 static int zin_one(struct zin *s)
 {
@@ -443,6 +520,8 @@ static int zin_one(struct zin *s)
 			s->host->log_limited(s->node, &s->recv_limit, PP_LOG_ERROR, "zmq_recv: %s",
 					     zmq_strerror(zmq_errno()));
 		rc = zmq_errno() == EINTR ? 1 : 0;
+	} else if (zin_holdable(s, &msg)) {
+		zin_native_held(s, &msg);
 	} else if (!zmq_msg_more(&msg)) {
 		zin_message(s, zmq_msg_data(&msg), zmq_msg_size(&msg));
 	} else if (zin_join(s, &msg, &len)) {

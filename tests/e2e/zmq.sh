@@ -1,7 +1,8 @@
 #!/bin/bash
 # The ZeroMQ transport end to end: zmq-out -> zmq-in with real sockets.
 #   - every corpus capture libpcap reads, pcap-in -> zmq-out -> zmq-in ->
-#     pcap-out (ns), over tcp loopback and ipc, identical per pcapcmp (one
+#     pcap-out (ns), over tcp loopback and ipc (the writers on worker
+#     threads: zero-copy packets released there), identical per pcapcmp (one
 #     receiver graph and one sender graph per batch of files, a node pair
 #     per file, to keep the run short);
 #   - two senders into one receiver;
@@ -66,8 +67,10 @@ corpus_graphs() {
 	for ((i = from; i < to; i++)); do
 		[ "$t" = tcp ] && ep="tcp://127.0.0.1:*" || ep="ipc://$TMP/s$i"
 		printf '[in%d]\nplugin = zmq-in\nendpoint = %s\nrcvhwm = 100000\n\n' $i "$ep"
-		printf '[out%d]\nplugin = pcap-out\ninput = in%d\npath = %s\nprecision = ns\n\n' \
-			$i $i "$TMP/out/$t-$i.pcap"
+		# Over ipc the writers run on worker threads: packets zmq-in
+		# made over a received message's bytes are released there.
+		printf '[out%d]\nplugin = pcap-out\ninput = in%d\npath = %s\nprecision = ns\n%s\n' \
+			$i $i "$TMP/out/$t-$i.pcap" "$([ "$t" = ipc ] && echo "thread = yes")"
 	done >"$TMP/rx.ini"
 }
 

@@ -302,8 +302,77 @@ TEST(references_from_several_threads)
 	CHECK_EQ_INT(pp_packets_outstanding(), start);
 }
 
+/* ------------------------------------------------------------------ */
+/* Wrapped packets: the caller's bytes, given back once                 */
+
+struct owner {
+	uint8_t bytes[1500];
+	int released; /* release() calls */
+};
+
+static void owner_release(void *arg)
+{
+	__atomic_add_fetch(&((struct owner *)arg)->released, 1, __ATOMIC_RELAXED);
+}
+
+TEST(wrapped_packets_release_once_on_the_last_unref)
+{
+	static struct owner o;
+	uint64_t start = pp_packets_outstanding();
+	struct pp_packet *p = pp_packet_wrap(o.bytes + 10, 1400, owner_release, &o), *q;
+
+	CHECK(p && p->data == o.bytes + 10 && p->caplen == 1400 && p->capacity == 1400);
+	CHECK(p->count == 1 && p->meta.flags == 0 && p->linktype == 0 && p->ts_ns == 0);
+	CHECK_EQ_INT(pp_packets_outstanding(), start + 1);
+	pp_packet_ref(p);
+	pp_packet_unref(p);
+	CHECK_EQ_INT(o.released, 0);
+	pp_packet_unref(p);
+	CHECK_EQ_INT(o.released, 1);
+	CHECK_EQ_INT(pp_packets_outstanding(), start);
+	/* Its struct serves again as an ordinary packet with its own room. */
+	q = pp_packet_alloc(0);
+	CHECK(q->data != o.bytes + 10 && q->capacity >= 32 && q->caplen == 0);
+	memset(q->data, 1, q->capacity); /* ASan: the room is real */
+	pp_packet_unref(q);
+	CHECK_EQ_INT(o.released, 1);
+}
+
+#define WRAP_PACKETS 5000
+static struct owner wrap_owner;
+static struct pp_packet *wrapped[WRAP_PACKETS];
+
+static void *unref_wrapped(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < WRAP_PACKETS; i++)
+		pp_packet_unref(wrapped[i]);
+	return NULL;
+}
+
+/* Whichever thread drops the last reference gives the bytes back, once. */
+TEST(wrapped_packets_released_from_two_threads)
+{
+	uint64_t start = pp_packets_outstanding();
+	pthread_t t;
+
+	for (int i = 0; i < WRAP_PACKETS; i++) {
+		wrapped[i] = pp_packet_wrap(wrap_owner.bytes + i % 1000, (uint32_t)(i % 500),
+					    owner_release, &wrap_owner);
+		pp_packet_ref(wrapped[i]);
+	}
+	CHECK_EQ_INT(pthread_create(&t, NULL, unref_wrapped, NULL), 0);
+	for (int i = 0; i < WRAP_PACKETS; i++)
+		pp_packet_unref(wrapped[i]);
+	pthread_join(t, NULL);
+	CHECK_EQ_INT(wrap_owner.released, WRAP_PACKETS);
+	CHECK_EQ_INT(pp_packets_outstanding(), start);
+}
+
 CHECK_MAIN("packet", TEST_ENTRY(alloc_sets_defaults), TEST_ENTRY(recycled_packets_are_reset),
 	   TEST_ENTRY(large_packets_bypass_the_pool), TEST_ENTRY(references_keep_a_packet_alive),
 	   TEST_ENTRY(unref_from_two_threads), TEST_ENTRY(every_pooled_size_gets_its_room),
 	   TEST_ENTRY(boundary_sizes), TEST_ENTRY(made_on_one_thread_released_on_another),
-	   TEST_ENTRY(pool_serves_after_threads_end), TEST_ENTRY(references_from_several_threads))
+	   TEST_ENTRY(pool_serves_after_threads_end), TEST_ENTRY(references_from_several_threads),
+	   TEST_ENTRY(wrapped_packets_release_once_on_the_last_unref),
+	   TEST_ENTRY(wrapped_packets_released_from_two_threads))
