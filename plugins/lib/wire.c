@@ -1,6 +1,8 @@
 /* The wire formats; see wire.h for the contract and plugins/zmq-out/WIRE.md
  * for the native layout. Every multi-byte field is big-endian and read
- * byte by byte, so no input alignment or host byte order matters. */
+ * through memcpy and a byte swap, so no input alignment or host byte order
+ * matters, and the compiler makes one load of each. */
+#include <endian.h>
 #include <errno.h>
 #include <string.h>
 
@@ -13,19 +15,28 @@
 /* ------------------------------------------------------------------ */
 /* Byte order                                                           */
 
-static uint16_t get16(const uint8_t *p)
+static inline uint16_t get16(const uint8_t *p)
 {
-	return (uint16_t)((unsigned)p[0] << 8 | p[1]);
+	uint16_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return be16toh(v);
 }
 
-static uint32_t get32(const uint8_t *p)
+static inline uint32_t get32(const uint8_t *p)
 {
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+	uint32_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return be32toh(v);
 }
 
-static uint64_t get64(const uint8_t *p)
+static inline uint64_t get64(const uint8_t *p)
 {
-	return (uint64_t)get32(p) << 32 | get32(p + 4);
+	uint64_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return be64toh(v);
 }
 
 static uint8_t *put16(uint8_t *p, uint16_t v)
@@ -128,12 +139,15 @@ static uint8_t *meta_put(uint8_t *p, const struct pp_meta *m)
 	return p;
 }
 
-/* One TLV's value into m; unknown types are skipped. */
+/* One TLV's value into m (m NULL: only checked); unknown types are
+ * skipped. */
 static int meta_field_get(struct pp_meta *m, uint8_t type, const uint8_t *v, uint8_t len)
 {
 	if (type == PP_WIRE_META_PREFIX) {
 		if (len > PP_PREFIX_MAX - 1 || memchr(v, 0, len))
 			return -EBADMSG;
+		if (!m)
+			return 0;
 		/* Zero all of it: a second prefix TLV, shorter than the first,
 		 * leaves no bytes of the first behind its NUL, so a decoded
 		 * record is the same whatever the sender repeated. */
@@ -151,6 +165,8 @@ static int meta_field_get(struct pp_meta *m, uint8_t type, const uint8_t *v, uin
 			continue;
 		if (len != f->len)
 			return -EBADMSG;
+		if (!m)
+			return 0;
 		if (len == 2) {
 			v16 = get16(v);
 			memcpy((char *)m + f->offset, &v16, sizeof(v16));
@@ -164,9 +180,18 @@ static int meta_field_get(struct pp_meta *m, uint8_t type, const uint8_t *v, uin
 	return 0;
 }
 
+/* The TLVs p holds (len bytes) into m, or only checked when m is NULL.
+ * Without TLVs (most records) only flags and the prefix's first byte are
+ * set: the rest of struct pp_meta is read only where flags say. */
 static int meta_get(struct pp_meta *m, const uint8_t *p, size_t len)
 {
-	memset(m, 0, sizeof(*m));
+	if (m && !len) {
+		m->flags = 0;
+		m->prefix[0] = '\0';
+		return 0;
+	}
+	if (m)
+		memset(m, 0, sizeof(*m));
 	while (len) {
 		uint8_t type, vlen;
 		int rc;
@@ -253,7 +278,10 @@ void wire_cursor_init(struct wire_cursor *c, const uint8_t *records, size_t len,
 	*c = (struct wire_cursor){ .p = records, .left = len, .todo = count };
 }
 
-int wire_native_next(struct wire_cursor *c, struct wire_record *r)
+/* The record at the cursor: its fields into r, its metadata into meta (or
+ * only checked, meta NULL); the cursor moves past it. 1, 0 at the end, or
+ * -EBADMSG. */
+static int record_next(struct wire_cursor *c, struct wire_record *r, struct pp_meta *meta)
 {
 	const uint8_t *p = c->p;
 	size_t left = c->left, mlen;
@@ -274,7 +302,7 @@ int wire_native_next(struct wire_cursor *c, struct wire_record *r)
 	 * wire hands them on as they are. */
 	if (mlen > left || r->linktype > LINKTYPE_MAX)
 		return -EBADMSG;
-	rc = meta_get(&r->meta, p, mlen);
+	rc = meta_get(meta, p, mlen);
 	if (rc < 0)
 		return rc;
 	p += mlen;
@@ -288,6 +316,12 @@ int wire_native_next(struct wire_cursor *c, struct wire_record *r)
 	return 1;
 }
 
+int wire_native_next(struct wire_cursor *c, struct wire_record *r)
+{
+	return record_next(c, r, &r->meta);
+}
+
+/* The check pass stores no metadata: it only has to be well-formed. */
 int wire_native_check(const uint8_t *records, size_t len, uint32_t count)
 {
 	struct wire_cursor c;
@@ -295,7 +329,7 @@ int wire_native_check(const uint8_t *records, size_t len, uint32_t count)
 	int rc;
 
 	wire_cursor_init(&c, records, len, count);
-	while ((rc = wire_native_next(&c, &r)) == 1)
+	while ((rc = record_next(&c, &r, NULL)) == 1)
 		;
 	return rc;
 }

@@ -37,7 +37,10 @@ struct wire_header {
 	size_t payload_len;
 };
 
-/* One record, as decoded. data points into the decoder's input. */
+/* One record, as decoded. data points into the decoder's input. Of meta,
+ * flags and prefix[0] are always set, the other fields only where flags
+ * names them (the rest is left as it was: copy meta only when flags is
+ * not 0). */
 struct wire_record {
 	uint64_t ts_ns;
 	uint32_t caplen, origlen, linktype;

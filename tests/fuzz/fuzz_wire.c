@@ -23,6 +23,7 @@
 #include <pktpipe/plugin.h>
 
 #include "wire.h"
+#include "../unit/meta_same.h"
 
 #define FUZZ_SCRATCH (1u << 20) /* the receiver's max_message, scaled down */
 #define FUZZ_MAX_RECORDS 4096
@@ -49,7 +50,7 @@ static FUZZ_UNUSED bool same_record(const struct wire_record *a, const struct wi
 {
 	return a->ts_ns == b->ts_ns && a->caplen == b->caplen && a->origlen == b->origlen &&
 	       a->linktype == b->linktype && memcmp(a->data, b->data, a->caplen) == 0 &&
-	       memcmp(&a->meta, &b->meta, sizeof(a->meta)) == 0;
+	       meta_same(&a->meta, &b->meta);
 }
 
 static FUZZ_UNUSED void packet_of(struct pp_packet *p, const struct wire_record *r)

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "meta_same.h"
 
 #define BUF_MAX (1u << 20)
 
@@ -62,21 +63,11 @@ static void tpkt_meta(struct tpkt *t)
 	strcpy(m->prefix, "DROP in: ");
 }
 
-static bool meta_equal(const struct pp_meta *a, const struct pp_meta *b)
-{
-	return a->flags == b->flags && a->group == b->group && a->hw_protocol == b->hw_protocol &&
-	       a->ifindex_in == b->ifindex_in && a->ifindex_out == b->ifindex_out &&
-	       a->physin == b->physin && a->physout == b->physout && a->mark == b->mark &&
-	       a->uid == b->uid && a->gid == b->gid && a->seq == b->seq &&
-	       a->seq_global == b->seq_global &&
-	       (!(a->flags & PP_META_PREFIX) || strcmp(a->prefix, b->prefix) == 0);
-}
-
 static bool record_equal(const struct wire_record *r, const struct pp_packet *p)
 {
 	return r->ts_ns == p->ts_ns && r->caplen == p->caplen && r->origlen == p->origlen &&
 	       r->linktype == p->linktype && memcmp(r->data, p->data, p->caplen) == 0 &&
-	       meta_equal(&r->meta, &p->meta);
+	       meta_same(&r->meta, &p->meta);
 }
 
 /* A frame of n test packets into buf; its length. */
