@@ -14,7 +14,8 @@
  * monitor counts each endpoint's connections; one without any for
  * dead_after is dead, and with failover its flows go to the living ones.
  *
- * Accounting: packets waiting in pending batches are packets_held; a
+ * Accounting: packets waiting in pending batches (encoded already, the
+ * packets themselves not kept) are packets_held; a
  * packet counts as delivered once libzmq has taken its message. What libzmq
  * still holds when the linger ends is lost without a count here; a native
  * receiver counts it as a sequence gap.
@@ -137,11 +138,16 @@ struct zout_ep {
 	char *label; /* "" without sharding, else "ep1 (tcp://...): ", for logs */
 	struct zsock z;
 	struct pp_log_limit hwm_limit;
-	/* Native: the frame being gathered. */
+	/* Native: the frame being gathered, its records encoded into buf (after
+	 * room for the header) as packets come, so that none is kept; the
+	 * flush hands buf to libzmq, which frees it once sent. */
 	struct wire_header head; /* sender, flags; seq of the next frame */
-	struct pp_packet **pending;
+	uint8_t *buf; /* NULL between frames */
+	size_t cap; /* of buf */
+	size_t last_len; /* the previous frame's length: buf's first size */
 	uint32_t npending;
 	size_t pending_len; /* bytes of its records */
+	uint64_t pending_bytes; /* caplen of its packets, for delivered() */
 	struct pp_timer *timer;
 	/* Sharding: the socket monitor, and the timer that judges life. */
 	void *mon;
@@ -341,9 +347,8 @@ static int zout_ep_init(struct zout *s, struct zout_ep *e, uint32_t i)
 	e->head = (struct wire_header){ .sender = frame_sender_id(s->host),
 					.flags = zout_flags(s->cfg) };
 	e->label = zout_label(s->cfg, i);
-	e->pending = calloc((size_t)s->cfg->batch_packets, sizeof(*e->pending));
 	e->timer = s->host->timer_new(s->node, zout_batch_due, e);
-	if (!e->label || !e->pending || !e->timer)
+	if (!e->label || !e->timer)
 		return -ENOMEM;
 	return s->cfg->shard == ZOUT_SHARD_NONE ? 0 : zout_ep_counters(e);
 }
@@ -354,7 +359,8 @@ static void zout_ep_free(struct zout_ep *e)
 	if (e->timer)
 		e->s->host->timer_free(e->timer);
 	e->timer = NULL;
-	free(e->pending);
+	free(e->buf);
+	e->buf = NULL;
 	free(e->label);
 }
 
@@ -579,33 +585,45 @@ static void zout_nomem(struct zout *s, uint64_t packets, size_t len)
 			     "no memory for a message of %zu bytes; dropping", len);
 }
 
+static void zout_free_buf(void *data, void *hint)
+{
+	(void)hint;
+	free(data);
+}
+
 /* The endpoint's pending batch as one native frame. */
 static void zout_flush(struct zout_ep *e)
 {
 	struct zout *s = e->s;
 	uint32_t n = e->npending;
 	size_t len = PP_WIRE_HEADER_LEN + e->pending_len;
-	uint64_t bytes = 0;
+	uint8_t *buf = e->buf, *fit;
 	zmq_msg_t msg;
 
 	if (!n)
 		return;
 	s->host->timer_disarm(e->timer);
-	for (uint32_t i = 0; i < n; i++)
-		bytes += e->pending[i]->caplen;
-	if (zmq_msg_init_size(&msg, len) != 0) {
+	e->head.count = n;
+	e->head.raw_len = (uint32_t)e->pending_len;
+	wire_native_put_header(buf, &e->head);
+	/* Shrinking keeps the bytes where they are (glibc: in place, or
+	 * mremap); what the frame did not use goes back now. */
+	fit = len < e->cap ? realloc(buf, len) : NULL;
+	if (fit)
+		buf = fit;
+	e->buf = NULL;
+	e->last_len = len;
+	if (zmq_msg_init_data(&msg, buf, len, zout_free_buf, NULL) != 0) {
+		free(buf);
 		zout_nomem(s, n, len);
-	} else {
-		wire_native_encode(zmq_msg_data(&msg), len, &e->head, e->pending, n);
+	} else if (zout_send(e, &msg, n, e->pending_bytes)) {
 		/* The sequence counts what went on the wire: a receiver must
 		 * not count our own hwm drops as network losses. */
-		if (zout_send(e, &msg, n, bytes))
-			e->head.seq += n;
+		e->head.seq += n;
 	}
-	for (uint32_t i = 0; i < n; i++)
-		s->host->packet_unref(e->pending[i]);
 	e->npending = 0;
 	e->pending_len = 0;
+	e->pending_bytes = 0;
 	s->held -= n;
 	pp_counter_set(&s->stats->packets_held, s->held);
 }
@@ -621,6 +639,31 @@ static void zout_batch_due(void *arg)
 	zout_flush(arg);
 }
 
+/* Room in buf for want bytes in all. A new frame's buffer starts at the
+ * size of the previous frame (steady traffic makes frames alike, so it
+ * rarely grows), at least 64 KiB, at most a whole batch; a packet larger
+ * than a batch gets a frame of its own size. */
+static int zout_room(struct zout_ep *e, size_t want)
+{
+	size_t batch = PP_WIRE_HEADER_LEN + e->s->cfg->batch_bytes, cap;
+	uint8_t *nb;
+
+	if (want <= e->cap && e->buf)
+		return 0;
+	cap = e->buf ? e->cap * 2 : e->last_len > (64u << 10) ? e->last_len : 64u << 10;
+	if (cap > batch)
+		cap = batch;
+	if (cap < want)
+		cap = want;
+	nb = realloc(e->buf, cap);
+	if (!nb)
+		return -ENOMEM;
+	e->buf = nb;
+	e->cap = cap;
+	return 0;
+}
+
+/* A packet's record into the endpoint's frame; the packet is not kept. */
 static void zout_add(struct zout_ep *e, struct pp_packet *p)
 {
 	struct zout *s = e->s;
@@ -628,9 +671,14 @@ static void zout_add(struct zout_ep *e, struct pp_packet *p)
 
 	if (e->npending && PP_WIRE_HEADER_LEN + e->pending_len + rec > s->cfg->batch_bytes)
 		zout_flush(e);
-	s->host->packet_ref(p);
-	e->pending[e->npending++] = p;
+	if (zout_room(e, PP_WIRE_HEADER_LEN + e->pending_len + rec) < 0) {
+		zout_nomem(s, 1, PP_WIRE_HEADER_LEN + e->pending_len + rec);
+		return;
+	}
+	wire_native_put_record(e->buf + PP_WIRE_HEADER_LEN + e->pending_len, p);
+	e->npending++;
 	e->pending_len += rec;
+	e->pending_bytes += p->caplen;
 	pp_counter_set(&s->stats->packets_held, ++s->held);
 	if (e->npending == 1 && s->cfg->batch_delay)
 		s->host->timer_arm(e->timer, s->cfg->batch_delay, 0);
@@ -940,8 +988,6 @@ static void zout_close(void *state)
 		zout_monitor_close(e);
 		zsock_term(&e->z);
 		pp_counter_add(s->drop_stopped, e->npending);
-		for (uint32_t j = 0; j < e->npending; j++)
-			s->host->packet_unref(e->pending[j]);
 		zout_ep_free(e);
 	}
 	if (s->term_fd >= 0)
