@@ -278,60 +278,61 @@ void wire_cursor_init(struct wire_cursor *c, const uint8_t *records, size_t len,
 	*c = (struct wire_cursor){ .p = records, .left = len, .todo = count };
 }
 
-/* The record at the cursor: its fields into r, its metadata into meta (or
- * only checked, meta NULL); the cursor moves past it. 1, 0 at the end, or
- * -EBADMSG. */
-static int record_next(struct wire_cursor *c, struct wire_record *r, struct pp_meta *meta)
+/* The fixed part of the record at p (left bytes from there): its lengths,
+ * checked against what is left. 0, or -EBADMSG. */
+static inline int record_fixed(const uint8_t *p, size_t left, size_t *mlen, uint32_t *caplen)
 {
-	const uint8_t *p = c->p;
-	size_t left = c->left, mlen;
-	int rc;
-
-	if (!c->todo)
-		return left ? -EBADMSG : 0;
 	if (left < PP_WIRE_RECORD_LEN)
 		return -EBADMSG;
-	r->ts_ns = get64(p);
-	r->caplen = get32(p + 8);
-	r->origlen = get32(p + 12);
-	r->linktype = get32(p + 16);
-	mlen = get16(p + 20);
-	p += PP_WIRE_RECORD_LEN;
+	*caplen = get32(p + 8);
+	*mlen = get16(p + 20);
 	left -= PP_WIRE_RECORD_LEN;
 	/* origlen may be below caplen: captures carry such records, and the
 	 * wire hands them on as they are. */
-	if (mlen > left || r->linktype > LINKTYPE_MAX)
+	if (*mlen > left || get32(p + 16) > LINKTYPE_MAX || *caplen > left - *mlen)
 		return -EBADMSG;
-	rc = meta_get(meta, p, mlen);
-	if (rc < 0)
-		return rc;
-	p += mlen;
-	left -= mlen;
-	if (r->caplen > left)
-		return -EBADMSG;
-	r->data = p;
-	c->p = p + r->caplen;
-	c->left = left - r->caplen;
-	c->todo--;
-	return 1;
+	return 0;
 }
 
 int wire_native_next(struct wire_cursor *c, struct wire_record *r)
 {
-	return record_next(c, r, &r->meta);
-}
-
-/* The check pass stores no metadata: it only has to be well-formed. */
-int wire_native_check(const uint8_t *records, size_t len, uint32_t count)
-{
-	struct wire_cursor c;
-	struct wire_record r;
+	const uint8_t *p = c->p;
+	size_t mlen, len;
 	int rc;
 
-	wire_cursor_init(&c, records, len, count);
-	while ((rc = record_next(&c, &r, NULL)) == 1)
-		;
-	return rc;
+	if (!c->todo)
+		return c->left ? -EBADMSG : 0;
+	rc = record_fixed(p, c->left, &mlen, &r->caplen);
+	if (rc == 0)
+		rc = meta_get(&r->meta, p + PP_WIRE_RECORD_LEN, mlen);
+	if (rc < 0)
+		return rc;
+	r->ts_ns = get64(p);
+	r->origlen = get32(p + 12);
+	r->linktype = get32(p + 16);
+	r->data = p + PP_WIRE_RECORD_LEN + mlen;
+	len = PP_WIRE_RECORD_LEN + mlen + r->caplen;
+	c->p = p + len;
+	c->left -= len;
+	c->todo--;
+	return 1;
+}
+
+/* The check pass stores nothing: the records only have to be well-formed. */
+int wire_native_check(const uint8_t *records, size_t len, uint32_t count)
+{
+	const uint8_t *p = records;
+	uint32_t caplen;
+	size_t mlen;
+
+	for (; count; count--) {
+		if (record_fixed(p, len, &mlen, &caplen) < 0 ||
+		    (mlen && meta_get(NULL, p + PP_WIRE_RECORD_LEN, mlen) < 0))
+			return -EBADMSG;
+		p += PP_WIRE_RECORD_LEN + mlen + caplen;
+		len -= PP_WIRE_RECORD_LEN + mlen + caplen;
+	}
+	return len ? -EBADMSG : 0;
 }
 
 /* ------------------------------------------------------------------ */
