@@ -145,6 +145,15 @@ static struct pp_packet *host_packet_wrap(struct pp_node *n, const uint8_t *data
 	return p;
 }
 
+static struct pp_packet *host_packet_keep(struct pp_node *n, struct pp_packet *p)
+{
+	struct pp_packet *q = pp_packet_keep(p);
+
+	if (!q)
+		pp_log(PP_LOG_ERROR, n->name, "cannot allocate a packet of %u bytes", p->caplen);
+	return q;
+}
+
 static const struct pp_codec *codec_in(const struct pp_plugin *p, const char *name, int id)
 {
 	if (!p->codecs)
@@ -239,4 +248,5 @@ const struct pp_host pp_host_table = {
 	.codec_find = host_codec_find,
 	.codec_by_id = host_codec_by_id,
 	.packet_wrap = host_packet_wrap,
+	.packet_keep = host_packet_keep,
 };

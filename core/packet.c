@@ -22,13 +22,19 @@
 struct pkt {
 	uint32_t refs;
 	uint16_t size_class; /* see class_capacity(), or NO_CLASS */
-	/* A wrapped packet: pub.data is the caller's, given back through
-	 * release(release_arg) on the last unref; NULL otherwise. */
-	void (*release)(void *arg);
-	void *release_arg;
+	/* A wrapped packet: pub.data is the caller's, and its own data holds
+	 * the struct wrap that gives them back (the padding here, not a
+	 * field more: a ring holds many packets). */
+	uint16_t wrapped;
 	struct pp_packet pub;
 	/* data follows, aligned for any header a plugin overlays */
 	_Alignas(16) uint8_t data[];
+};
+
+/* How a wrapped packet's bytes go back to their owner. */
+struct wrap {
+	void (*release)(void *arg);
+	void *arg;
 };
 
 /* Size classes: 32-byte steps up to 2 KiB, then four a doubling up to
@@ -232,7 +238,7 @@ static void count_outstanding(struct cache *tc, int64_t d)
 static struct pp_packet *init_pkt(struct cache *tc, struct pkt *k)
 {
 	k->refs = 1;
-	k->release = NULL;
+	k->wrapped = 0;
 	k->pub.data = k->data;
 	k->pub.caplen = k->pub.origlen = 0;
 	k->pub.ts_ns = 0;
@@ -292,7 +298,14 @@ struct pp_packet *pp_packet_alloc(uint32_t capacity)
 	return alloc_slow(capacity);
 }
 
-/* The smallest class carries wrapped packets: only the struct is used. */
+static struct wrap *wrap_of(struct pkt *k)
+{
+	return (struct wrap *)(void *)k->data;
+}
+
+/* The smallest class carries wrapped packets; its room holds the wrap. */
+_Static_assert(sizeof(struct wrap) <= 32, "the smallest class holds a struct wrap");
+
 struct pp_packet *pp_packet_wrap(const uint8_t *data, uint32_t len, void (*release)(void *arg),
 				 void *arg)
 {
@@ -302,12 +315,35 @@ struct pp_packet *pp_packet_wrap(const uint8_t *data, uint32_t len, void (*relea
 	if (!p)
 		return NULL;
 	k = to_pkt(p);
-	k->release = release;
-	k->release_arg = arg;
+	k->wrapped = 1;
+	*wrap_of(k) = (struct wrap){ .release = release, .arg = arg };
 	/* Read-only like every emitted packet; the cast is the ABI's. */
 	p->data = (uint8_t *)(uintptr_t)data;
 	p->caplen = p->capacity = len;
 	return p;
+}
+
+struct pp_packet *pp_packet_keep(struct pp_packet *p)
+{
+	struct pp_packet *q;
+
+	if (!to_pkt(p)->wrapped) {
+		pp_packet_ref(p);
+		return p;
+	}
+	q = pp_packet_alloc(p->caplen);
+	if (!q)
+		return NULL;
+	memcpy(q->data, p->data, p->caplen);
+	q->caplen = p->caplen;
+	q->origlen = p->origlen;
+	q->ts_ns = p->ts_ns;
+	q->linktype = p->linktype;
+	q->count = p->count;
+	q->codec = p->codec;
+	if (p->meta.flags)
+		q->meta = p->meta;
+	return q;
 }
 
 void pp_packet_ref(struct pp_packet *p)
@@ -344,8 +380,10 @@ static __attribute__((noinline)) void release_slow(struct pkt *k)
  * ordinary packet of the smallest class again. */
 static __attribute__((noinline)) void unwrap(struct pkt *k)
 {
-	k->release(k->release_arg);
-	k->release = NULL;
+	struct wrap w = *wrap_of(k);
+
+	w.release(w.arg);
+	k->wrapped = 0;
 	k->pub.data = k->data;
 	k->pub.capacity = class_capacity(k->size_class);
 }
@@ -355,7 +393,7 @@ static void release(struct pkt *k)
 	struct cache *tc = my_cache;
 	unsigned c = k->size_class;
 
-	if (k->release)
+	if (k->wrapped)
 		unwrap(k);
 
 	if (!tc || c == NO_CLASS || tc->count[c] >= tc->max[c] ||

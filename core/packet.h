@@ -16,6 +16,8 @@ struct pp_packet *pp_packet_alloc(uint32_t capacity);
 /* Over the caller's bytes: see struct pp_host's packet_wrap. */
 struct pp_packet *pp_packet_wrap(const uint8_t *data, uint32_t len, void (*release)(void *arg),
 				 void *arg);
+/* A reference worth keeping: see struct pp_host's packet_keep. */
+struct pp_packet *pp_packet_keep(struct pp_packet *p);
 void pp_packet_ref(struct pp_packet *p);
 void pp_packet_unref(struct pp_packet *p);
 /* References held on p (tests). */

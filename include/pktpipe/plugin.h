@@ -374,11 +374,16 @@ struct pp_host {
 	 * capacity are len; the rest is as packet_alloc() leaves it. NULL if
 	 * memory is exhausted (release is then not called). A wrapped packet
 	 * pins all of what release frees: worth it for bytes the source holds
-	 * anyway (a received message, a read buffer) and would otherwise copy,
-	 * and a node that keeps packets for long (a ring) copies what it keeps
-	 * rather than taking references. */
+	 * anyway (a received message, a read buffer) and would otherwise copy.
+	 * A node that keeps packets for long takes them with packet_keep(). */
 	struct pp_packet *(*packet_wrap)(struct pp_node *node, const uint8_t *data, uint32_t len,
 					 void (*release)(void *arg), void *arg);
+	/* A reference to keep p for long (a ring, a deep queue): p itself with
+	 * one more reference, or, when p is wrapped, a copy that owns its
+	 * bytes (reference count one), so that what a node keeps never pins
+	 * more memory than its packets. NULL without memory. Either way the
+	 * caller drops it with packet_unref(). */
+	struct pp_packet *(*packet_keep)(struct pp_node *node, struct pp_packet *p);
 };
 
 /* ------------------------------------------------------------------ */

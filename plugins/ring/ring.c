@@ -162,7 +162,7 @@ static void ring_take(struct ring *r, struct pp_packet *p, struct store_gone *go
 		ring_drop(r, r->drop_frame, p, "an encoded frame (put a decoder before the ring)");
 	else if (store_cost(p) > r->store.window)
 		ring_drop(r, r->drop_too_large, p, "larger than the whole window");
-	else if (store_push(&r->store, r->host, p, gone) < 0)
+	else if (store_push(&r->store, r->host, r->node, p, gone) < 0)
 		ring_drop(r, r->drop_nomem, p, "out of memory");
 }
 

@@ -60,11 +60,11 @@ static inline struct pp_packet *store_at(const struct store *st, size_t i)
 }
 
 void store_init(struct store *st, uint64_t window);
-/* Keep p (whose cost fits the window) with a reference of its own, after
- * evicting the oldest packets it needs room from (added to gone).
- * -ENOMEM: p is not kept. */
-int store_push(struct store *st, const struct pp_host *host, struct pp_packet *p,
-	       struct store_gone *gone);
+/* Keep p (whose cost fits the window) with a reference of its own (a copy
+ * when p is wrapped: host->packet_keep), after evicting the oldest packets
+ * it needs room from (added to gone). -ENOMEM: p is not kept. */
+int store_push(struct store *st, const struct pp_host *host, struct pp_node *node,
+	       struct pp_packet *p, struct store_gone *gone);
 /* Release every packet (added to gone) and the slots. */
 void store_clear(struct store *st, const struct pp_host *host, struct store_gone *gone);
 

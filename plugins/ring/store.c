@@ -48,8 +48,19 @@ static void store_drop_oldest(struct store *st, const struct pp_host *host,
 	host->packet_unref(p);
 }
 
-int store_push(struct store *st, const struct pp_host *host, struct pp_packet *p,
-	       struct store_gone *gone)
+/* A reference to keep: a copy of a packet made over a larger buffer
+ * (zero-copy), so that the window is what the ring holds in memory. */
+static struct pp_packet *store_keep(const struct pp_host *host, struct pp_node *node,
+				    struct pp_packet *p)
+{
+	if (PP_HOST_HAS(host, packet_keep))
+		return host->packet_keep(node, p);
+	host->packet_ref(p);
+	return p;
+}
+
+int store_push(struct store *st, const struct pp_host *host, struct pp_node *node,
+	       struct pp_packet *p, struct store_gone *gone)
 {
 	uint64_t cost = store_cost(p);
 
@@ -57,7 +68,9 @@ int store_push(struct store *st, const struct pp_host *host, struct pp_packet *p
 		store_drop_oldest(st, host, gone);
 	if (st->count == st->cap && store_grow(st) < 0)
 		return -ENOMEM;
-	host->packet_ref(p);
+	p = store_keep(host, node, p);
+	if (!p)
+		return -ENOMEM;
 	st->slot[(st->head + st->count) & (st->cap - 1)] = p;
 	st->count++;
 	st->cost += cost;

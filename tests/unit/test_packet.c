@@ -369,10 +369,42 @@ TEST(wrapped_packets_released_from_two_threads)
 	CHECK_EQ_INT(pp_packets_outstanding(), start);
 }
 
+/* What is kept for long never pins the owner's bytes: a wrapped packet is
+ * copied, an ordinary one shared. */
+TEST(keeping_copies_only_wrapped_packets)
+{
+	static struct owner o;
+	uint64_t start = pp_packets_outstanding();
+	struct pp_packet *p = pp_packet_alloc(100), *w, *k;
+
+	CHECK(pp_packet_keep(p) == p && pp_packet_refs(p) == 2);
+	pp_packet_unref(p);
+	pp_packet_unref(p);
+	memset(o.bytes, 0x5a, 300);
+	w = pp_packet_wrap(o.bytes, 300, owner_release, &o);
+	w->ts_ns = 7;
+	w->linktype = 101;
+	w->origlen = 1500;
+	w->meta.flags = PP_META_GROUP | PP_META_PREFIX;
+	w->meta.group = 3;
+	strcpy(w->meta.prefix, "in: ");
+	k = pp_packet_keep(w);
+	CHECK(k && k != w && k->data != o.bytes && pp_packet_refs(w) == 1);
+	CHECK(k->caplen == 300 && k->origlen == 1500 && k->ts_ns == 7 && k->linktype == 101);
+	CHECK(k->count == 1 && k->meta.group == 3 && strcmp(k->meta.prefix, "in: ") == 0);
+	pp_packet_unref(w);
+	CHECK_EQ_INT(o.released, 1);
+	memset(o.bytes, 0, 300); /* the owner reuses its bytes: the copy stays */
+	CHECK(k->data[0] == 0x5a && k->data[299] == 0x5a);
+	pp_packet_unref(k);
+	CHECK_EQ_INT(pp_packets_outstanding(), start);
+}
+
 CHECK_MAIN("packet", TEST_ENTRY(alloc_sets_defaults), TEST_ENTRY(recycled_packets_are_reset),
 	   TEST_ENTRY(large_packets_bypass_the_pool), TEST_ENTRY(references_keep_a_packet_alive),
 	   TEST_ENTRY(unref_from_two_threads), TEST_ENTRY(every_pooled_size_gets_its_room),
 	   TEST_ENTRY(boundary_sizes), TEST_ENTRY(made_on_one_thread_released_on_another),
 	   TEST_ENTRY(pool_serves_after_threads_end), TEST_ENTRY(references_from_several_threads),
 	   TEST_ENTRY(wrapped_packets_release_once_on_the_last_unref),
-	   TEST_ENTRY(wrapped_packets_released_from_two_threads))
+	   TEST_ENTRY(wrapped_packets_released_from_two_threads),
+	   TEST_ENTRY(keeping_copies_only_wrapped_packets))
