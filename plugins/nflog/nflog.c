@@ -151,26 +151,8 @@ static int nfl_groups_new(struct nfl_state *s)
 static void nfl_free(struct nfl_state *s)
 {
 	free(s->groups);
-	if (s->rx)
-		nfl_block_release(s->rx);
+	free(s->buf);
 	free(s);
-}
-
-static struct nfl_block *nfl_block_new(void)
-{
-	struct nfl_block *b = malloc(sizeof(*b));
-
-	if (b)
-		b->refs = 1;
-	return b;
-}
-
-void nfl_block_release(void *block)
-{
-	struct nfl_block *b = block;
-
-	if (__atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0)
-		free(b);
 }
 
 static int nfl_open(struct pp_node *node, const struct pp_host *host, const void *config,
@@ -192,8 +174,7 @@ static int nfl_open(struct pp_node *node, const struct pp_host *host, const void
 		goto err;
 	}
 	rc = -ENOMEM;
-	s->can_wrap = PP_HOST_HAS(host, packet_wrap);
-	if (nfl_counters(s) < 0 || nfl_groups_new(s) < 0 || !(s->rx = nfl_block_new()))
+	if (nfl_counters(s) < 0 || nfl_groups_new(s) < 0 || !(s->buf = malloc(NFL_RXBUF)))
 		goto err;
 	rc = nfl_socket_open(s);
 	if (rc < 0)
@@ -220,33 +201,6 @@ static void nfl_overrun(struct nfl_state *s)
 			     "packets, counted as dropped 'kernel'; %s", size, note);
 }
 
-/* Where the next message goes (NFL_RXBUF bytes of room): after the bytes
- * packets still point into, if they leave room; else at the start of the
- * block once the batch is handed on and downstream let go of it all (a
- * node that passes packets on at once: zmq-out); else in a new block,
- * while nodes that keep packets (a writer's queue) hold the old one. NULL
- * without memory. */
-static uint8_t *nfl_rx_at(struct nfl_state *s)
-{
-	struct nfl_block *b;
-
-	/* Nothing points into it any more: start over where it is warm. */
-	if (s->rx_used && !s->batch.count && __atomic_load_n(&s->rx->refs, __ATOMIC_ACQUIRE) == 1)
-		s->rx_used = 0;
-	if (NFL_RXBLOCK - s->rx_used < NFL_RXBUF) {
-		nfl_batch_flush(s);
-		if (__atomic_load_n(&s->rx->refs, __ATOMIC_ACQUIRE) != 1) {
-			b = nfl_block_new();
-			if (!b)
-				return NULL;
-			nfl_block_release(s->rx);
-			s->rx = b;
-		}
-		s->rx_used = 0;
-	}
-	return s->rx->data + s->rx_used;
-}
-
 /* One kernel message into s->buf: its length; 0 when there was nothing to
  * handle (EINTR, ENOBUFS, a sender other than the kernel); -EAGAIN when the
  * socket is empty; another -errno when it failed. */
@@ -256,14 +210,6 @@ static ssize_t nfl_recv(struct nfl_state *s)
 	socklen_t fromlen = sizeof(from);
 	ssize_t n;
 
-	s->buf = nfl_rx_at(s);
-	if (!s->buf) {
-		/* What waits stays in the socket (or overflows it, counted):
-		 * the next turn tries again. */
-		s->host->log_limited(s->node, &s->nomem_limit, PP_LOG_WARNING,
-				     "no memory for a %u-byte receive block", NFL_RXBLOCK);
-		return -EAGAIN;
-	}
 	n = recvfrom(s->fd, s->buf, NFL_RXBUF, MSG_TRUNC, (struct sockaddr *)&from, &fromlen);
 	if (n < 0) {
 		int err = errno;
@@ -288,9 +234,6 @@ static ssize_t nfl_recv(struct nfl_state *s)
 				     NFL_RXBUF);
 		n = NFL_RXBUF;
 	}
-	/* Packets may point into it from now on; the next message goes after
-	 * it, aligned for its headers. */
-	s->rx_used += ((size_t)n + 15) & ~(size_t)15;
 	return n;
 }
 

@@ -28,19 +28,6 @@
  * maximum the kernel's allocation rounds up to 256 KiB and it fills all of
  * it, so twice that leaves room; MSG_TRUNC still catches the impossible. */
 #define NFL_RXBUF (512u * 1024u)
-/* Messages are received into blocks of this size, one after the other,
- * while packets made over their bytes (zero-copy) live: see nfl_rx_at(). */
-#define NFL_RXBLOCK (2u * NFL_RXBUF)
-/* Packets from this size on are made over the received bytes; smaller
- * ones are copied, which costs less than sharing the block. */
-#define NFL_WRAP_MIN 256
-
-/* A block of received messages, freed by whoever releases it last: this
- * node, or the last packet made over it, on any thread. */
-struct nfl_block {
-	uint32_t refs;
-	_Alignas(16) uint8_t data[NFL_RXBLOCK];
-};
 
 enum nfl_linktype { NFL_RAW, NFL_NFLOG };
 
@@ -100,10 +87,7 @@ struct nfl_state {
 	uint64_t rx_ns; /* receive time of the message being handled; 0: take it now */
 	uint32_t turn_packets;
 
-	struct nfl_block *rx; /* the block being received into */
-	size_t rx_used; /* bytes of it packets may point into */
-	uint8_t *buf; /* the message being handled, in rx */
-	bool can_wrap; /* the host offers packet_wrap */
+	uint8_t *buf;
 	struct pp_batch batch;
 	struct pp_packet *pkts[PP_BATCH_MAX];
 };
@@ -112,7 +96,6 @@ struct nfl_state {
 int nfl_on_packet(struct nflog_g_handle *gh, struct nfgenmsg *nfmsg, struct nflog_data *nfd,
 		  void *data);
 void nfl_batch_flush(struct nfl_state *s);
-void nfl_block_release(void *block);
 
 /* socket.c */
 void nfl_size_text(uint64_t bytes, char *buf, size_t len); /* "8MiB", "416KiB", "1000 bytes" */

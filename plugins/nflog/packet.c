@@ -168,26 +168,6 @@ static void nfl_not_ip(struct nfl_state *s, const struct nfl_group *g, struct nf
 			     len, ph ? ntohs(ph->hw_protocol) : 0);
 }
 
-/* A packet holding b's bytes: made over the received block where they lie
- * when they are worth it (the block lives until the packet is released),
- * else a copy. */
-static struct pp_packet *nfl_packet_bytes(struct nfl_state *s, const struct nfl_bytes *b)
-{
-	struct pp_packet *p;
-
-	if (s->can_wrap && b->len >= NFL_WRAP_MIN) {
-		__atomic_add_fetch(&s->rx->refs, 1, __ATOMIC_RELAXED);
-		p = s->host->packet_wrap(s->node, b->data, b->len, nfl_block_release, s->rx);
-		if (!p)
-			nfl_block_release(s->rx);
-		return p;
-	}
-	p = s->host->packet_alloc(s->node, b->len ? b->len : 1);
-	if (p && b->len)
-		memcpy(p->data, b->data, b->len);
-	return p;
-}
-
 static struct pp_packet *nfl_packet(struct nfl_state *s, const struct nfl_group *g,
 				    const struct nfgenmsg *nfmsg, struct nflog_data *nfd)
 {
@@ -201,13 +181,15 @@ static struct pp_packet *nfl_packet(struct nfl_state *s, const struct nfl_group 
 		nfl_not_ip(s, g, nfd, b.len);
 		return NULL;
 	}
-	p = nfl_packet_bytes(s, &b);
+	p = s->host->packet_alloc(s->node, b.len ? b.len : 1);
 	if (!p) {
 		pp_counter_add(s->drop_nomem, 1);
 		s->host->log_limited(s->node, &s->nomem_limit, PP_LOG_WARNING,
 				     "no packet buffer for %u bytes: dropped", b.len);
 		return NULL;
 	}
+	if (b.len)
+		memcpy(p->data, b.data, b.len);
 	p->caplen = b.len;
 	p->origlen = b.len + b.extra;
 	p->ts_ns = nfl_timestamp(s, nfd);
