@@ -1,7 +1,7 @@
 /* Native frames inside the graph: the zlib node and ratelimit squash
  * packets into compressed frames (struct framer), the zlib node and zmq-in
  * open frames again (struct frame_reader), and all three hand what they
- * make downstream through a struct outq.
+ * make downstream through a struct outq (outq.h).
  *
  * Each is a struct the plugin embeds in its calloc'd state. All zeroes is a
  * valid "never opened" value: the release functions accept it, and a
@@ -9,11 +9,9 @@
  * nothing. Nothing here blocks; the framer's only timer is its delay.
  *
  * Invariants, true outside every call:
- *   - Every packet an outq or a framer keeps carries one reference that
- *     struct owns. outq_emit() and framer_flush() give them up; the
- *     release functions (for close(), when stop() never ran) drop them,
- *     the framer counting its pending packets under "stopped".
- *   - An outq holds fewer than PP_BATCH_MAX packets: it emits when full.
+ *   - Every packet a framer keeps carries one reference the framer owns.
+ *     framer_flush() gives them up; framer_release() (for close(), when
+ *     stop() never ran) drops them, counting them under "stopped".
  *   - A framer's pending packets are its node's packets_held, and never
  *     more than batch_packets of them, nor more than PP_WIRE_HEADER_LEN +
  *     batch_bytes bytes of records (a larger packet travels alone).
@@ -40,28 +38,8 @@
 
 #include <pktpipe/plugin.h>
 
+#include "outq.h"
 #include "wire.h"
-
-/* ------------------------------------------------------------------ */
-/* What a node sends downstream                                         */
-
-struct outq {
-	struct pp_node *node;
-	const struct pp_host *host;
-	struct pp_batch batch;
-	struct pp_packet *pkts[PP_BATCH_MAX];
-};
-
-void outq_init(struct outq *q, struct pp_node *node, const struct pp_host *host);
-/* Queue p; owned: the reference is the caller's to give, else one is taken. */
-void outq_put(struct outq *q, struct pp_packet *p, bool owned);
-void outq_emit(struct outq *q);
-/* Count packets dropped under reason and say why (rate-limited by lim):
- * "WHY; dropped N packets". */
-void outq_drop(struct outq *q, pp_counter *reason, struct pp_log_limit *lim, uint64_t packets,
-	       const char *why);
-/* Drop the references of what was never emitted. */
-void outq_release(struct outq *q);
 
 /* ------------------------------------------------------------------ */
 /* Packets into compressed frames                                       */

@@ -167,7 +167,7 @@ static int nfl_open(struct pp_node *node, const struct pp_host *host, const void
 		return -ENOMEM;
 	*s = (struct nfl_state){ .node = node, .host = host, .cfg = config, .fd = -1,
 				 .privileged = true };
-	s->batch.pkts = s->pkts;
+	outq_init(&s->out, node, host);
 	rc = nfl_ids_resolve(s->cfg->user, s->cfg->group, &s->ids, err, sizeof(err));
 	if (rc < 0) {
 		host->log(node, PP_LOG_ERROR, "%s", err);
@@ -267,7 +267,7 @@ static int nfl_drain(struct nfl_state *s)
 			break;
 	}
 	s->rx_ns = 0;
-	nfl_batch_flush(s);
+	outq_emit(&s->out);
 	/* The turn's budget is spent with data left: a backlog. */
 	if (rc == 0 && !s->final)
 		nfl_watch_rcvbuf(s);
@@ -278,7 +278,7 @@ static int nfl_drain(struct nfl_state *s)
 static void nfl_release(struct nfl_state *s)
 {
 	s->done = true;
-	nfl_batch_flush(s);
+	outq_emit(&s->out);
 	if (s->watch)
 		s->host->unwatch(s->watch);
 	s->watch = NULL;
@@ -360,7 +360,7 @@ unbind:
 out:
 	/* Packets that came while the kernel acknowledged our settings. */
 	s->rx_ns = 0;
-	nfl_batch_flush(s);
+	outq_emit(&s->out);
 	return rc;
 }
 
@@ -394,7 +394,7 @@ static int nfl_stop(void *state)
 	if (!s->privileged || !nfl_unbind_groups(s))
 		wait = s->cfg->qtimeout + NFL_FLUSH_MARGIN;
 	s->rx_ns = 0;
-	nfl_batch_flush(s);
+	outq_emit(&s->out);
 	s->timer = s->host->timer_new(s->node, nfl_final, s);
 	if (!s->timer || s->host->timer_arm(s->timer, wait, 0) < 0) {
 		/* No timer: what was read is out; the rest stays unread. */

@@ -18,6 +18,8 @@
 
 #include <pktpipe/plugin.h>
 
+#include "outq.h"
+
 #define NFL_LINKTYPE_RAW 101 /* LINKTYPE_RAW: the packet from its IP header */
 #define NFL_LINKTYPE_NFLOG 239 /* LINKTYPE_NFLOG: nfgenmsg + TLVs, as the kernel sent it */
 
@@ -88,14 +90,12 @@ struct nfl_state {
 	uint32_t turn_packets;
 
 	uint8_t *buf;
-	struct pp_batch batch;
-	struct pp_packet *pkts[PP_BATCH_MAX];
+	struct outq out; /* the packets of this turn, handed on by 256 */
 };
 
 /* packet.c */
 int nfl_on_packet(struct nflog_g_handle *gh, struct nfgenmsg *nfmsg, struct nflog_data *nfd,
 		  void *data);
-void nfl_batch_flush(struct nfl_state *s);
 
 /* socket.c */
 void nfl_size_text(uint64_t bytes, char *buf, size_t len); /* "8MiB", "416KiB", "1000 bytes" */

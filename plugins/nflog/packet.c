@@ -199,16 +199,6 @@ static struct pp_packet *nfl_packet(struct nfl_state *s, const struct nfl_group 
 	return p;
 }
 
-void nfl_batch_flush(struct nfl_state *s)
-{
-	if (!s->batch.count)
-		return;
-	s->host->emit(s->node, &s->batch);
-	for (uint32_t i = 0; i < s->batch.count; i++)
-		s->host->packet_unref(s->batch.pkts[i]);
-	s->batch.count = 0;
-}
-
 int nfl_on_packet(struct nflog_g_handle *gh, struct nfgenmsg *nfmsg, struct nflog_data *nfd,
 		  void *data)
 {
@@ -220,11 +210,8 @@ int nfl_on_packet(struct nflog_g_handle *gh, struct nfgenmsg *nfmsg, struct nflo
 	nfl_seq(s, g, nfd);
 	p = nfl_packet(s, g, nfmsg, nfd);
 	s->turn_packets++;
-	if (p) {
-		s->batch.pkts[s->batch.count++] = p;
-		if (s->batch.count == PP_BATCH_MAX)
-			nfl_batch_flush(s);
-	}
+	if (p)
+		outq_put(&s->out, p, true);
 	/* libnfnetlink goes on to the next message only on a positive return
 	 * (NFNL_CB_CONTINUE): 0 would also end a configuration request's wait
 	 * for its acknowledgement, leaving that to be read as data. */

@@ -46,7 +46,7 @@ core_sources() { (cd "$ROOT" && ls core/*.c | grep -v core/main.c); }
 # build NAME: the wire targets, fuzz_wire.c with -DFUZZ_NAME.
 build() {
 	fuzz_build "$1" -Iinclude -Iplugins/lib -D"FUZZ_$(echo "$1" | tr a-z- A-Z_)" \
-		tests/fuzz/fuzz_wire.c plugins/lib/wire.c plugins/lib/framer.c plugins/zlib/zlib.c -lz
+		tests/fuzz/fuzz_wire.c plugins/lib/wire.c plugins/lib/framer.c plugins/lib/outq.c plugins/zlib/zlib.c -lz
 }
 
 # The config target reads whole core sources and real test plugins (the

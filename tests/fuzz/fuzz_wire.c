@@ -4,7 +4,7 @@
  *   for t in native legacy legacy_rc; do
  *     clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
  *       -Iinclude -Iplugins/lib -DFUZZ_$(echo $t | tr a-z A-Z) \
- *       tests/fuzz/fuzz_wire.c plugins/lib/wire.c plugins/lib/framer.c plugins/zlib/zlib.c -lz \
+ *       tests/fuzz/fuzz_wire.c plugins/lib/wire.c plugins/lib/framer.c plugins/lib/outq.c plugins/zlib/zlib.c -lz \
  *       -o build/fuzz/fuzz_$t
  *   done
  *   build/fuzz/fuzz_native -max_total_time=20 CORPUS_DIR tests/fuzz/seeds/native

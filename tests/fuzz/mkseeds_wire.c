@@ -4,7 +4,7 @@
  * formats change:
  *
  *   clang -Iinclude -Iplugins/lib tests/fuzz/mkseeds_wire.c plugins/lib/wire.c \
- *     plugins/lib/framer.c plugins/zlib/zlib.c -lz -o build/fuzz/mkseeds_wire && build/fuzz/mkseeds_wire tests/fuzz/seeds
+ *     plugins/lib/framer.c plugins/lib/outq.c plugins/zlib/zlib.c -lz -o build/fuzz/mkseeds_wire && build/fuzz/mkseeds_wire tests/fuzz/seeds
  */
 #include <stdio.h>
 #include <stdlib.h>
