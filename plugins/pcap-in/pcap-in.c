@@ -41,6 +41,7 @@
 
 #include <pktpipe/plugin.h>
 
+#include "filemap.h"
 #include "linktype.h"
 
 #define PIN_HEAD_LEN 24 /* a classic pcap file header */
@@ -51,6 +52,7 @@
 #define PIN_RBUF (512u * 1024u) /* fast reader: holds any record up to 256 KiB */
 #define PIN_DIRECT_MIN (16u * 1024u) /* records this large skip the buffer */
 #define PIN_READ (64u * 1024u) /* a regular file's reads */
+#define PIN_WRAP_MIN 256u /* a mapped file's records this large are not copied */
 #define PIN_DLT_USB_MMAPPED 220 /* libpcap fixes its lengths up: not plain */
 #define PIN_CAPLEN_MAX 262144u /* libpcap's smallest largest snapshot length */
 #define PIN_BLOCK_MAX (PIN_CAPLEN_MAX + 65536u) /* a pcapng block: packet and options */
@@ -62,6 +64,7 @@ struct pin_config {
 	char *path;
 	uint64_t rate; /* bytes/s of caplen; 0 = as fast as possible */
 	int64_t loop; /* times to play the file; 0 = endlessly */
+	bool mmap; /* read a regular file through a map */
 };
 
 static const struct pp_option pin_options[] = {
@@ -74,6 +77,10 @@ static const struct pp_option pin_options[] = {
 	{ .name = "loop", .type = PP_OPT_INT, .default_value = "1", .min = 0, .max = INT64_MAX,
 	  .offset = offsetof(struct pin_config, loop),
 	  .help = "how many times to play the file; 0 = endlessly" },
+	{ .name = "mmap", .type = PP_OPT_BOOL, .default_value = "yes",
+	  .offset = offsetof(struct pin_config, mmap),
+	  .help = "read a regular file through a memory map: packets of 256 bytes and more are "
+		  "made over the file's bytes, not copied; no: read() it" },
 	PP_OPTION_END
 };
 
@@ -82,7 +89,9 @@ struct pin_fast {
 	bool on; /* records come from here, not from libpcap */
 	bool nano; /* the file has nanosecond timestamps */
 	uint32_t snapshot; /* longer records are not plain */
-	uint8_t *buf; /* PIN_RBUF bytes, kept from play to play */
+	const uint8_t *buf; /* own, or the bytes of map */
+	uint8_t *own; /* PIN_RBUF bytes, kept from play to play */
+	struct filemap *map; /* the file as it was at open, or NULL */
 	size_t pos, len;
 	bool regular; /* a regular file of size bytes, read up to fd_off */
 	uint64_t size, fd_off;
@@ -113,6 +122,7 @@ struct pin_state {
 	struct pp_stats *stats;
 	pp_counter *drop_nomem;
 	struct pp_log_limit nomem_limit;
+	bool can_wrap; /* the host has packet_wrap() */
 	char err[PCAP_ERRBUF_SIZE]; /* the fast reader's, when it failed */
 	pcap_t *pcap;
 	struct pin_stream *stream; /* libpcap's, while pcap is open */
@@ -285,6 +295,36 @@ static uint32_t pin_file_linktype(struct pin_state *s)
 	return lt & 0xffffu;
 }
 
+/* A regular file is read through a map of what it holds now (filemap.h);
+ * what it grows by later is read from the fd, which is moved past the map.
+ * Without a map (none wanted, or it failed) the file is read as always. */
+static void pin_fast_map(struct pin_state *s)
+{
+	struct pin_fast *f = &s->fast;
+
+	if (!s->cfg->mmap || !f->regular || f->size <= PIN_HEAD_LEN || f->size > SIZE_MAX / 2 ||
+	    filemap_open(&f->map, s->stream->fd, (size_t)f->size) < 0)
+		return;
+	if (lseek(s->stream->fd, (off_t)f->size, SEEK_SET) < 0) {
+		filemap_release(f->map);
+		f->map = NULL;
+		return;
+	}
+	f->buf = filemap_bytes(f->map);
+	f->pos = PIN_HEAD_LEN;
+	f->len = (size_t)f->size;
+	f->fd_off = f->size;
+}
+
+/* Reading goes on from the fd into our own buffer. */
+static void pin_fast_unmap(struct pin_fast *f)
+{
+	if (f->map)
+		filemap_release(f->map);
+	f->map = NULL;
+	f->buf = f->own;
+}
+
 /* Whether we read the records ourselves: a classic file libpcap takes as
  * it is (native byte order, so no pseudo-header is swapped; version 2.4, so
  * lengths are not swapped; not the patched format; no length fix-ups), and
@@ -307,8 +347,9 @@ static void pin_fast_start(struct pin_state *s)
 	memcpy(&minor, s->head + 6, sizeof(minor));
 	if ((magic != PIN_MAGIC_US && magic != PIN_MAGIC_NS) || major != 2 || minor != 4)
 		return;
-	if (!f->buf && !(f->buf = malloc(PIN_RBUF)))
+	if (!f->own && !(f->own = malloc(PIN_RBUF)))
 		return;
+	f->buf = f->own;
 	f->nano = magic == PIN_MAGIC_NS;
 	/* libpcap refuses a record above its largest snapshot for the
 	 * linktype (262144 bytes, more for a few), even below the file's own
@@ -322,6 +363,7 @@ static void pin_fast_start(struct pin_state *s)
 	f->size = f->regular ? (uint64_t)st.st_size : 0;
 	f->fd_off = PIN_HEAD_LEN;
 	f->on = true;
+	pin_fast_map(s);
 }
 
 /* From here on libpcap reads: the bytes we buffered first, then the fd. */
@@ -620,6 +662,7 @@ static void pin_close_file(struct pin_state *s)
 	s->pcap = NULL;
 	s->stream = NULL;
 	s->fast.on = false;
+	pin_fast_unmap(&s->fast);
 	pin_fifo_close(s);
 }
 
@@ -643,6 +686,7 @@ static int pin_open(struct pp_node *node, const struct pp_host *host, const void
 		goto err;
 	*s = (struct pin_state){ .node = node, .host = host, .cfg = config };
 	s->fifo.fd = -1;
+	s->can_wrap = PP_HOST_HAS(host, packet_wrap);
 	s->fifo.on = stat(s->cfg->path, &st) == 0 && S_ISFIFO(st.st_mode);
 	s->stats = host->stats(node);
 	s->drop_nomem = host->drop_reason(node, "nomem");
@@ -708,13 +752,15 @@ static int pin_fast_fill(struct pin_state *s, size_t need)
 
 	if (f->len - f->pos >= need)
 		return 0;
-	if (f->pos) {
-		memmove(f->buf, f->buf + f->pos, f->len - f->pos);
+	/* A map's unread rest is less than a record: it fits. */
+	if (f->pos || f->map) {
+		memmove(f->own, f->buf + f->pos, f->len - f->pos);
 		f->len -= f->pos;
 		f->pos = 0;
+		pin_fast_unmap(f);
 	}
 	while (f->len < need) {
-		ssize_t n = pin_src_read(s->stream->fd, s->stream->fifo, f->buf + f->len,
+		ssize_t n = pin_src_read(s->stream->fd, s->stream->fifo, f->own + f->len,
 					 pin_fast_room(f, need));
 
 		if (n < 0 && errno == EINTR)
@@ -812,6 +858,32 @@ static int pin_next(struct pin_state *s, struct pcap_pkthdr *fh, struct pcap_pkt
 	return rc == 1 ? 0 : -EBADMSG;
 }
 
+/* The record's packet into *p (NULL without memory): made over a mapped
+ * file's bytes when it is large enough for that to beat a copy, else a
+ * copy (with data NULL, of what pin_fast_body() reads). 0 or -EBADMSG. */
+static int pin_packet(struct pin_state *s, uint32_t caplen, const u_char *data,
+		      struct pp_packet **p)
+{
+	struct pin_fast *f = &s->fast;
+
+	if (data && f->on && f->map && s->can_wrap && caplen >= PIN_WRAP_MIN) {
+		filemap_ref(f->map);
+		*p = s->host->packet_wrap(s->node, data, caplen, filemap_release, f->map);
+		if (!*p)
+			filemap_release(f->map);
+		return 0;
+	}
+	*p = s->host->packet_alloc(s->node, caplen);
+	if (data && *p) {
+		memcpy((*p)->data, data, caplen);
+	} else if (!data && pin_fast_body(s, *p ? (*p)->data : NULL, caplen) < 0) {
+		s->host->packet_unref(*p);
+		*p = NULL;
+		return -EBADMSG;
+	}
+	return 0;
+}
+
 /* One packet into *out (NULL if it could not be kept).
  * 0: a packet was read; 1: end of file; -EBADMSG: the file is damaged. */
 static int pin_read(struct pin_state *s, struct pp_packet **out)
@@ -825,13 +897,9 @@ static int pin_read(struct pin_state *s, struct pp_packet **out)
 	rc = pin_next(s, &fh, &h, &data);
 	if (rc != 0)
 		return rc;
-	p = s->host->packet_alloc(s->node, h->caplen);
-	if (data && p) {
-		memcpy(p->data, data, h->caplen);
-	} else if (!data && pin_fast_body(s, p ? p->data : NULL, h->caplen) < 0) {
-		s->host->packet_unref(p);
-		return -EBADMSG;
-	}
+	rc = pin_packet(s, h->caplen, data, &p);
+	if (rc < 0)
+		return rc;
 	s->packets++;
 	pp_counter_add(&s->stats->packets_in, 1);
 	pp_counter_add(&s->stats->bytes_in, h->caplen);
@@ -850,6 +918,22 @@ static int pin_read(struct pin_state *s, struct pp_packet **out)
 	return 0;
 }
 
+/* A mapped file that shrank since the last turn: the reader ends where the
+ * file now ends, as read() would, never reaching the pages that are gone. */
+static void pin_fast_clamp(struct pin_state *s)
+{
+	struct pin_fast *f = &s->fast;
+	struct stat st;
+
+	if (!f->on || !f->map || fstat(s->stream->fd, &st) < 0 || (uint64_t)st.st_size >= f->len)
+		return;
+	s->host->log(s->node, PP_LOG_WARNING, "%s: the file shrank to %llu bytes while it was read%s",
+		     s->cfg->path, (unsigned long long)st.st_size,
+		     filemap_damaged(f->map) ? "; packets read before hold zeros for the bytes lost"
+					     : "");
+	f->len = f->pos > (size_t)st.st_size ? f->pos : (size_t)st.st_size;
+}
+
 /* Read one turn's worth; returns pin_read's status of the last read, or 2:
  * a FIFO has no whole packet buffered yet. */
 static int pin_fill(struct pin_state *s, struct pp_batch *b, uint64_t *bytes)
@@ -857,6 +941,7 @@ static int pin_fill(struct pin_state *s, struct pp_batch *b, uint64_t *bytes)
 	struct pp_packet *p;
 	int rc = 0;
 
+	pin_fast_clamp(s);
 	while (b->count < PP_BATCH_MAX && *bytes < s->quantum) {
 		if (s->fifo.on && (rc = s->fifo.err ? s->fifo.err : !pin_fifo_ready(s) ? 2 : 0))
 			break;
@@ -1001,7 +1086,7 @@ static void pin_close(void *state)
 	struct pin_state *s = state;
 
 	pin_close_file(s);
-	free(s->fast.buf);
+	free(s->fast.own);
 	free(s->fifo.buf);
 	free(s);
 }

@@ -17,6 +17,9 @@
 #     and the file reads clean to its end;
 #   - SIGHUP during load, logrotate style (file moved, SIGHUP, five times):
 #     every file reads clean to its end, together they hold every packet;
+#   - the input file cut short, or appended to, while pcap-in reads it
+#     (through its map and with read()): the output holds what the file
+#     held when the reader got there, and a map says it shrank;
 #   - ring queries during load (only when build/pktpipe-query and the ring
 #     plugin exist: otherwise a note, counted neither way).
 # Ports are picked at run time, every wait is bounded, and processes,
@@ -247,6 +250,70 @@ for f in "$TMP"/hup.[0-4].pcap "$TMP/hup.pcap"; do
 done
 expect_eq "hup: every packet in one of the files" "$total" "$(stat "$TMP/hup.json" out packets_out)"
 sanitizer_clean "hup" "$TMP/hup.err"
+
+# ------------------------------------------------------------------ #
+# The input file shrinks, or grows, while it is read                  #
+
+# records FILE COUNT OUT: a capture of INPUT's records repeated COUNT
+# times into OUT; prints the byte offset after each 100th record.
+records() {
+	"$PY" - "$@" <<'PY'
+import struct, sys
+src, count, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+data = open(src, "rb").read()
+head, recs, at = data[:24], [], 24
+while at + 16 <= len(data):
+    n = struct.unpack_from("<I", data, at + 8)[0]
+    recs.append(data[at:at + 16 + n])
+    at += 16 + n
+with open(out, "wb") as f:
+    f.write(head)
+    for i in range(count):
+        f.write(recs[i % len(recs)])
+        if (i + 1) % 100 == 0:
+            print(f.tell())
+PY
+}
+
+# The reader is paced (256 KiB/s); the file changes once the first packets
+# are out, about two seconds before the reader could reach the change.
+# read_changing NAME MMAP CHANGE...: runs pcap-in (mmap = MMAP) on
+# $TMP/NAME.in, runs CHANGE once it is under way, waits for the end.
+read_changing() {
+	local name=$1 mmap=$2
+	shift 2
+	printf '[src]\nplugin = pcap-in\npath = %s\nrate = 256KiB/s\nmmap = %s\n\n[out]\nplugin = pcap-out\ninput = src\npath = %s\nprecision = ns\nflush = 20ms\n' \
+		"$TMP/$name.in" "$mmap" "$TMP/$name.pcap" >"$TMP/$name.ini"
+	start "$name" "$TMP/$name.ini"
+	wait_for 20 test -s "$TMP/$name.pcap" || fail "$name: nothing written"
+	"$@"
+	reap "${PIDS[$name]}" 30
+	status=$?
+}
+
+mapfile -t cuts < <(records "$INPUT" 8000 "$TMP/whole.in")
+cut=${cuts[39]} # 4000 records, about 600 KiB
+head -c "$cut" "$TMP/whole.in" >"$TMP/first.in"
+for mmap in yes no; do
+	cp "$TMP/whole.in" "$TMP/shrink-$mmap.in"
+	read_changing "shrink-$mmap" "$mmap" truncate -s "$cut" "$TMP/shrink-$mmap.in"
+	expect_eq "shrink (mmap $mmap): exit" "$status" 0
+	expect_balanced "shrink (mmap $mmap)" "$TMP/shrink-$mmap.json"
+	expect_eq "shrink (mmap $mmap): what the file held at its end" \
+		"$("$BUILD/tools/pcapcmp" "$TMP/first.in" "$TMP/shrink-$mmap.pcap" 2>&1)" "4000 packets identical"
+	sanitizer_clean "shrink (mmap $mmap)" "$TMP/shrink-$mmap.err"
+
+	cp "$TMP/first.in" "$TMP/grow-$mmap.in"
+	read_changing "grow-$mmap" "$mmap" sh -c 'tail -c +$(($2 + 1)) "$1" >>"$3"' sh \
+		"$TMP/whole.in" "$cut" "$TMP/grow-$mmap.in"
+	expect_eq "grow (mmap $mmap): exit" "$status" 0
+	expect_balanced "grow (mmap $mmap)" "$TMP/grow-$mmap.json"
+	expect_eq "grow (mmap $mmap): what was appended is read too" \
+		"$("$BUILD/tools/pcapcmp" "$TMP/whole.in" "$TMP/grow-$mmap.pcap" 2>&1)" "8000 packets identical"
+	sanitizer_clean "grow (mmap $mmap)" "$TMP/grow-$mmap.err"
+done
+expect_contains "shrink (mmap yes): said so" "$(cat "$TMP/shrink-yes.err")" \
+	"shrink-yes.in: the file shrank to $cut bytes while it was read"
 
 # ------------------------------------------------------------------ #
 # Ring queries during load                                            #

@@ -61,7 +61,8 @@ build_config() {
 # host the gcc-built .so); its seeds are captures from ../shared/corpus.
 build_pcapin() {
 	fuzz_build pcapin -Iinclude -Icore -Iplugins/lib tests/fuzz/fuzz_pcapin.c \
-		plugins/pcap-in/pcap-in.c plugins/lib/linktype.c $(core_sources) \
+		plugins/pcap-in/pcap-in.c plugins/pcap-in/filemap.c plugins/lib/linktype.c \
+		$(core_sources) \
 		-lpcap -lltdl -linih -lpthread
 }
 

@@ -8,7 +8,9 @@
  * line) and its descriptor is used directly: the graph [in] pcap-in ->
  * [sink] is built by hand, since the loader only knows .so files. The
  * input is a memfd; pcap-in opens it by its /proc/self/fd path, twice
- * (loop = 2), so the end-of-file reopen runs too.
+ * (loop = 2), so the end-of-file reopen runs too. Inputs of even length
+ * are read through pcap-in's file map (mmap = yes, the default), odd ones
+ * with read() (mmap = no), so both readers meet every kind of input.
  *
  * Besides "no crash, no sanitizer report, no hang, no leak", each input
  * checks properties against libpcap reading the same bytes on its own:
@@ -49,6 +51,7 @@ struct seen {
 
 static int fd = -1;
 static char path[64];
+static const char *use_mmap;
 static struct pp_loop *loop;
 static struct seen sink_seen;
 
@@ -130,7 +133,8 @@ static int configure(const struct pp_plugin *p, void *config)
 		return 0;
 	snprintf(loops, sizeof(loops), "%d", FUZZ_LOOPS);
 	if (pp_option_parse(pp_option_find(p->options, "path"), path, config, err, sizeof(err)) < 0 ||
-	    pp_option_parse(pp_option_find(p->options, "loop"), loops, config, err, sizeof(err)) < 0)
+	    pp_option_parse(pp_option_find(p->options, "loop"), loops, config, err, sizeof(err)) < 0 ||
+	    pp_option_parse(pp_option_find(p->options, "mmap"), use_mmap, config, err, sizeof(err)) < 0)
 		return -1;
 	return 0;
 }
@@ -217,6 +221,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (int i = 0; i < FUZZ_LOOPS && how == 0; i++)
 		how = oracle(&want);
 	sink_seen = (struct seen){ 0 };
+	use_mmap = size % 2 ? "no" : "yes";
 	g = build();
 	status = pp_graph_run(g, loop);
 	if (!pp_stats_balanced(g) || pp_packets_outstanding() != 0)
