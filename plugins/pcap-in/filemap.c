@@ -11,6 +11,10 @@
 
 /* Maps open at once (several pcap-in nodes, plays not yet released). */
 #define FILEMAP_SLOTS 64
+/* Page tables filled this far ahead of the reader, in steps of half. */
+#define FILEMAP_AHEAD (4u << 20)
+/* Pages this far behind the reader are dropped, in steps of as much. */
+#define FILEMAP_BEHIND (8u << 20)
 
 /* A map's range as the guard sees it: start 0 is a free slot. A slot is
  * claimed with start 1 (a range no address is in, end being 0), then gets
@@ -27,6 +31,7 @@ struct filemap {
 	size_t len;
 	atomic_uint refs;
 	struct filemap_slot *slot;
+	size_t filled, dropped; /* page tables filled up to, dropped up to */
 };
 
 static struct filemap_slot filemap_slots[FILEMAP_SLOTS];
@@ -165,6 +170,39 @@ err:
 const uint8_t *filemap_bytes(const struct filemap *m)
 {
 	return m->bytes;
+}
+
+/* Best effort: without MADV_POPULATE_READ (before Linux 5.14) pages are
+ * faulted in one by one, as the reader reaches them. */
+static void filemap_fill(struct filemap *m, size_t pos)
+{
+	size_t end = pos + FILEMAP_AHEAD < m->len ? pos + FILEMAP_AHEAD : m->len;
+	size_t from = m->filled & ~(size_t)(filemap_page - 1);
+
+	if (m->filled >= m->len || m->filled >= pos + FILEMAP_AHEAD / 2)
+		return;
+#ifdef MADV_POPULATE_READ
+	if (end > from)
+		madvise((void *)(m->bytes + from), end - from, MADV_POPULATE_READ);
+#endif
+	m->filled = end;
+}
+
+static void filemap_drop(struct filemap *m, size_t pos)
+{
+	size_t upto;
+
+	if (pos < m->dropped + 2 * FILEMAP_BEHIND)
+		return;
+	upto = (pos - FILEMAP_BEHIND) & ~(size_t)(filemap_page - 1);
+	madvise((void *)(m->bytes + m->dropped), upto - m->dropped, MADV_DONTNEED);
+	m->dropped = upto;
+}
+
+void filemap_advance(struct filemap *m, size_t pos)
+{
+	filemap_fill(m, pos);
+	filemap_drop(m, pos);
 }
 
 void filemap_ref(struct filemap *m)

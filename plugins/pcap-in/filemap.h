@@ -32,6 +32,13 @@ int filemap_open(struct filemap **out, int fd, size_t len);
 
 const uint8_t *filemap_bytes(const struct filemap *m);
 
+/* The reader is at offset pos: the map's page tables are filled ahead of
+ * it (a fault per page costs more than filling many at once), and dropped
+ * far enough behind it, so that the process's resident size counts a
+ * window of the file, not all of it. Dropped pages are still the file's:
+ * a packet that reads them again faults them back in. Reader's thread. */
+void filemap_advance(struct filemap *m, size_t pos);
+
 /* One more holder: a packet made over the bytes. */
 void filemap_ref(struct filemap *m);
 

@@ -925,7 +925,10 @@ static void pin_fast_clamp(struct pin_state *s)
 	struct pin_fast *f = &s->fast;
 	struct stat st;
 
-	if (!f->on || !f->map || fstat(s->stream->fd, &st) < 0 || (uint64_t)st.st_size >= f->len)
+	if (!f->on || !f->map)
+		return;
+	filemap_advance(f->map, f->pos);
+	if (fstat(s->stream->fd, &st) < 0 || (uint64_t)st.st_size >= f->len)
 		return;
 	s->host->log(s->node, PP_LOG_WARNING, "%s: the file shrank to %llu bytes while it was read%s",
 		     s->cfg->path, (unsigned long long)st.st_size,

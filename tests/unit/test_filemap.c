@@ -138,6 +138,58 @@ TEST(faults_elsewhere_reach_the_previous_handler)
 	filemap_release(m);
 }
 
+/* Resident kB of the mapping that starts at addr (/proc/self/smaps). */
+static long rss_kb(const void *addr)
+{
+	char line[256], want[32];
+	FILE *f = fopen("/proc/self/smaps", "re");
+	bool in = false;
+	long kb = -1;
+
+	snprintf(want, sizeof(want), "%lx-", (unsigned long)(uintptr_t)addr);
+	while (f && fgets(line, sizeof(line), f)) {
+		if (strchr(line, '-') && strchr(line, ' ') > strchr(line, '-'))
+			in = strncmp(line, want, strlen(want)) == 0;
+		if (in && sscanf(line, "Rss: %ld kB", &kb) == 1)
+			break;
+	}
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+/* Reading a 32 MiB file front to back keeps a window resident: filled
+ * ahead of the reader, dropped behind it, the bytes intact either way. */
+TEST(the_resident_part_follows_the_reader)
+{
+	size_t len = 32u << 20, pos;
+	char path[] = "/tmp/pktpipe-filemap-XXXXXX";
+	int fd = mkstemp(path);
+	struct filemap *m = NULL;
+	long before, after;
+
+	CHECK(fd >= 0);
+	unlink(path);
+	CHECK_EQ_INT(ftruncate(fd, (off_t)len), 0);
+	CHECK_EQ_INT(pwrite(fd, "x", 1, (off_t)len - 1), 1);
+	CHECK_EQ_INT(filemap_open(&m, fd, len), 0);
+	close(fd);
+	if (!m)
+		return;
+	for (pos = 0; pos < len; pos += 256u << 10) {
+		filemap_advance(m, pos);
+		CHECK_EQ_INT(filemap_bytes(m)[pos], 0);
+	}
+	after = rss_kb(filemap_bytes(m));
+	CHECK(after >= 0 && after <= (long)((FILEMAP_AHEAD + 2 * FILEMAP_BEHIND) >> 10));
+	CHECK_EQ_INT(filemap_bytes(m)[len - 1], 'x');
+	before = rss_kb(filemap_bytes(m));
+	/* A dropped page is read again from the file. */
+	CHECK_EQ_INT(filemap_bytes(m)[0], 0);
+	CHECK(rss_kb(filemap_bytes(m)) > before);
+	filemap_release(m);
+}
+
 /* The guard watches a bounded number of maps; past it, a map is refused
  * (the reader reads instead) and a released one frees its place. */
 TEST(the_guard_watches_a_bounded_number)
@@ -165,6 +217,7 @@ int main(void)
 		TEST_ENTRY(a_truncated_file_reads_as_zeros),
 		TEST_ENTRY(faults_elsewhere_reach_the_previous_handler),
 		TEST_ENTRY(the_guard_watches_a_bounded_number),
+		TEST_ENTRY(the_resident_part_follows_the_reader),
 	};
 	struct sigaction sa = { .sa_sigaction = outside_handler, .sa_flags = SA_SIGINFO };
 
