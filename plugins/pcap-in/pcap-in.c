@@ -16,9 +16,12 @@
  * libpcap would deliver them; at the first record that is not plain (longer
  * than the snapshot length or 256 KiB, cut short, a read error) the rest of
  * the stream, buffered bytes first, goes to libpcap, which handles it and
- * words its errors as always. See pin_fast_start(). A large record of a
- * regular file that holds all of it is read straight into its packet, not
- * through the buffer: one copy less.
+ * words its errors as always. See pin_fast_start(). A regular file is read
+ * through a map of it (filemap.h; mmap = yes, the default): its records of
+ * PIN_WRAP_MIN bytes and more become packets over the file's own bytes.
+ * Read with read() (mmap = no, or bytes appended after the map was made),
+ * a large record that the file holds whole is read straight into its
+ * packet, not through the buffer: one copy less.
  *
  * FIFOs: a writer may be slow, silent or not there yet, and the loop must
  * not wait for it. A FIFO is opened with O_NONBLOCK, watched, and read into
@@ -918,9 +921,10 @@ static int pin_read(struct pin_state *s, struct pp_packet **out)
 	return 0;
 }
 
-/* A mapped file that shrank since the last turn: the reader ends where the
- * file now ends, as read() would, never reaching the pages that are gone. */
-static void pin_fast_clamp(struct pin_state *s)
+/* Each turn, a mapped file's resident window follows the reader; and if
+ * the file shrank since the last turn, the reader ends where it now ends,
+ * as read() would, never reaching the pages that are gone. */
+static void pin_map_turn(struct pin_state *s)
 {
 	struct pin_fast *f = &s->fast;
 	struct stat st;
@@ -944,7 +948,7 @@ static int pin_fill(struct pin_state *s, struct pp_batch *b, uint64_t *bytes)
 	struct pp_packet *p;
 	int rc = 0;
 
-	pin_fast_clamp(s);
+	pin_map_turn(s);
 	while (b->count < PP_BATCH_MAX && *bytes < s->quantum) {
 		if (s->fifo.on && (rc = s->fifo.err ? s->fifo.err : !pin_fifo_ready(s) ? 2 : 0))
 			break;

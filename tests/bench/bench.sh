@@ -15,8 +15,14 @@
 # what the Makefile builds (the host, plugins, test plugins, tools) if
 # something is missing. All data goes to a tmpfs and is removed at exit.
 #
+# Rows 1 and 2 first run each side once, untimed: the early runs after the
+# inputs are made can be slow for reasons of their own (once, row 1b's
+# first tcpdump took 0.59 s and the next pktpipe 0.65 s, against 0.18 to
+# 0.29 s for every later copy of either).
+#
 # Knobs (environment): BENCH_RUNS (5), BENCH_ROWS ("1 2 3 4 5 6"),
-# BENCH_FLOOD_SECONDS (5).
+# BENCH_FLOOD_SECONDS (5), BENCH_DEBUG (set: rows 1 and 2 print each run's
+# times on stderr).
 #
 # tests/lib.sh brings $TMP (removed at exit), PKTPIPE, CORPUS, on_exit and
 # the process helpers; sourced from the root, so that a relative BUILD_DIR
@@ -42,6 +48,7 @@ NOTES=()
 # Plumbing                                                            #
 
 say() { echo "bench: $*" >&2; }
+debug() { [ -z "${BENCH_DEBUG:-}" ] || say "$*"; }
 
 # A table row: ID WHAT PKTPIPE BASELINE RATIO GOAL MET
 row() {
@@ -163,6 +170,8 @@ copy_once() {
 
 row_copy() { # ID LABEL FILE PACKETS
 	local id=$1 label=$2 file=$3 n=$4 r a b pp=() td=() ratio=()
+	copy_once pktpipe "$file" "$n" >/dev/null
+	copy_once tcpdump "$file" "$n" >/dev/null
 	for ((r = 0; r < RUNS; r++)); do
 		if ((r % 2)); then
 			b=$(copy_once tcpdump "$file" "$n")
@@ -175,6 +184,7 @@ row_copy() { # ID LABEL FILE PACKETS
 			broken "$id" "$label" "a copy failed (pktpipe: '$a', tcpdump: '$b')"
 			return
 		fi
+		debug "$id run $r: pktpipe $a s, tcpdump $b s"
 		pp+=("$(calc "$n / $a")")
 		td+=("$(calc "$n / $b")")
 		ratio+=("$(calc "$b / $a")")
@@ -226,6 +236,8 @@ raw_once() {
 row_zmq() { # ID SIZE FILE PACKETS GOAL
 	local id=$1 size=$2 file=$3 n=$4 goal=$5 r a b pp=() raw=() ratio=()
 	local label="ZeroMQ tcp loopback, $((n / 1000))k x $size B: pcap-in > zmq-out, zmq-in > pcap-out (tmpfs)"
+	zmq_once "$file" "$n" "$size" >/dev/null
+	raw_once "$file" >/dev/null
 	for ((r = 0; r < RUNS; r++)); do
 		if ((r % 2)); then
 			b=$(raw_once "$file")
@@ -238,6 +250,7 @@ row_zmq() { # ID SIZE FILE PACKETS GOAL
 			broken "$id" "$label" "a transfer failed (pktpipe: '$a', raw zmq: '$b')"
 			return
 		fi
+		debug "$id run $r: pktpipe $a s, raw zmq $b s"
 		pp+=("$(calc "$n / $a")")
 		raw+=("$(calc "$n / $b")")
 		ratio+=("$(calc "$b / $a")")
