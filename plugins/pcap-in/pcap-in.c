@@ -46,6 +46,7 @@
 
 #include "filemap.h"
 #include "linktype.h"
+#include "outq.h"
 
 #define PIN_HEAD_LEN 24 /* a classic pcap file header */
 #define PIN_PCAPNG_MAGIC 0x0a0d0d0au /* a palindrome: no byte order */
@@ -141,7 +142,7 @@ struct pin_state {
 	uint64_t next_ns; /* paced: monotonic time the next turn is due */
 	struct pp_timer *timer;
 	bool done;
-	struct pp_packet *pkts[PP_BATCH_MAX];
+	struct outq out; /* this turn's packets */
 };
 
 /* ------------------------------------------------------------------ */
@@ -690,6 +691,7 @@ static int pin_open(struct pp_node *node, const struct pp_host *host, const void
 	*s = (struct pin_state){ .node = node, .host = host, .cfg = config };
 	s->fifo.fd = -1;
 	s->can_wrap = PP_HOST_HAS(host, packet_wrap);
+	outq_init(&s->out, node, host);
 	s->fifo.on = stat(s->cfg->path, &st) == 0 && S_ISFIFO(st.st_mode);
 	s->stats = host->stats(node);
 	s->drop_nomem = host->drop_reason(node, "nomem");
@@ -941,37 +943,29 @@ static void pin_map_turn(struct pin_state *s)
 	f->len = f->pos > (size_t)st.st_size ? f->pos : (size_t)st.st_size;
 }
 
-/* Read one turn's worth; returns pin_read's status of the last read, or 2:
- * a FIFO has no whole packet buffered yet. */
-static int pin_fill(struct pin_state *s, struct pp_batch *b, uint64_t *bytes)
+/* Read one turn's worth (at most PP_BATCH_MAX records) into s->out;
+ * returns pin_read's status of the last read, or 2: a FIFO has no whole
+ * packet buffered yet. */
+static int pin_fill(struct pin_state *s, uint64_t *bytes)
 {
 	struct pp_packet *p;
 	int rc = 0;
 
 	pin_map_turn(s);
-	while (b->count < PP_BATCH_MAX && *bytes < s->quantum) {
+	for (uint32_t n = 0; n < PP_BATCH_MAX && *bytes < s->quantum; n++) {
 		if (s->fifo.on && (rc = s->fifo.err ? s->fifo.err : !pin_fifo_ready(s) ? 2 : 0))
 			break;
 		rc = pin_read(s, &p);
 		if (rc != 0)
 			break;
 		if (p) {
-			b->pkts[b->count++] = p;
 			*bytes += p->caplen;
+			outq_put(&s->out, p, true);
 		}
 	}
 	return rc;
 }
 
-static void pin_emit(struct pin_state *s, struct pp_batch *b)
-{
-	if (!b->count)
-		return;
-	s->host->emit(s->node, b);
-	for (uint32_t i = 0; i < b->count; i++)
-		s->host->packet_unref(b->pkts[i]);
-	b->count = 0;
-}
 
 static void pin_release_timer(struct pin_state *s)
 {
@@ -1049,14 +1043,13 @@ static void pin_fifo_park(struct pin_state *s, uint64_t bytes)
 static void pin_turn(void *arg)
 {
 	struct pin_state *s = arg;
-	struct pp_batch b = { .pkts = s->pkts, .count = 0 };
 	uint64_t bytes = 0;
 	int rc;
 
 	if (s->done || pin_fifo_pcap(s) < 0)
 		return;
-	rc = pin_fill(s, &b, &bytes);
-	pin_emit(s, &b);
+	rc = pin_fill(s, &bytes);
+	outq_emit(&s->out);
 	if (rc == 2) {
 		pin_fifo_park(s, bytes);
 		return;
@@ -1092,6 +1085,7 @@ static void pin_close(void *state)
 {
 	struct pin_state *s = state;
 
+	outq_release(&s->out);
 	pin_close_file(s);
 	free(s->fast.own);
 	free(s->fifo.buf);

@@ -62,6 +62,7 @@ build_config() {
 build_pcapin() {
 	fuzz_build pcapin -Iinclude -Icore -Iplugins/lib tests/fuzz/fuzz_pcapin.c \
 		plugins/pcap-in/pcap-in.c plugins/pcap-in/filemap.c plugins/lib/linktype.c \
+		plugins/lib/outq.c \
 		$(core_sources) \
 		-lpcap -lltdl -linih -lpthread
 }
