@@ -173,11 +173,13 @@ const uint8_t *filemap_bytes(const struct filemap *m)
 }
 
 /* Best effort: without MADV_POPULATE_READ (before Linux 5.14) pages are
- * faulted in one by one, as the reader reaches them. */
+ * faulted in one by one, as the reader reaches them. A reader that went
+ * past what was filled (a turn of large records) has read those pages
+ * already: filling starts at the reader. */
 static void filemap_fill(struct filemap *m, size_t pos)
 {
 	size_t end = pos + FILEMAP_AHEAD < m->len ? pos + FILEMAP_AHEAD : m->len;
-	size_t from = m->filled & ~(size_t)(filemap_page - 1);
+	size_t from = (m->filled > pos ? m->filled : pos) & ~(size_t)(filemap_page - 1);
 
 	if (m->filled >= m->len || m->filled >= pos + FILEMAP_AHEAD / 2)
 		return;
