@@ -43,10 +43,15 @@ fuzz_build() {
 # The core's sources but main.c, relative to $ROOT.
 core_sources() { (cd "$ROOT" && ls core/*.c | grep -v core/main.c); }
 
-# build NAME: the wire targets, fuzz_wire.c with -DFUZZ_NAME.
+# A plugin's sources as the Makefile builds them: its folder's .c files and
+# those its extra file names, relative to $ROOT.
+plugin_sources() { (cd "$ROOT" && echo plugins/"$1"/*.c $(cat plugins/"$1"/extra 2>/dev/null)); }
+
+# build NAME: the wire targets, fuzz_wire.c with -DFUZZ_NAME, and the zlib
+# plugin, which brings the wire and framer code with it.
 build() {
 	fuzz_build "$1" -Iinclude -Iplugins/lib -D"FUZZ_$(echo "$1" | tr a-z- A-Z_)" \
-		tests/fuzz/fuzz_wire.c plugins/lib/wire.c plugins/lib/framer.c plugins/lib/outq.c plugins/zlib/zlib.c -lz
+		tests/fuzz/fuzz_wire.c $(plugin_sources zlib) -lz
 }
 
 # The config target reads whole core sources and real test plugins (the
@@ -61,10 +66,7 @@ build_config() {
 # host the gcc-built .so); its seeds are captures from ../shared/corpus.
 build_pcapin() {
 	fuzz_build pcapin -Iinclude -Icore -Iplugins/lib tests/fuzz/fuzz_pcapin.c \
-		plugins/pcap-in/pcap-in.c plugins/pcap-in/filemap.c plugins/lib/linktype.c \
-		plugins/lib/outq.c \
-		$(core_sources) \
-		-lpcap -lltdl -linih -lpthread
+		$(plugin_sources pcap-in) $(core_sources) -lpcap -lltdl -linih -lpthread
 }
 
 # The ring's query parser: a pure function over bytes, on its own.
