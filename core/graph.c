@@ -22,7 +22,8 @@ const struct pp_option pp_core_options[] = {
 	{ .name = "queue", .type = PP_OPT_INT, .default_value = "64", .min = 1, .max = 65536,
 	  .offset = offsetof(struct node_core, queue),
 	  .help = "batches a threaded node's queue holds; when full, arriving batches are "
-		  "dropped (reason queue-full), so a slow node never stalls its producers" },
+		  "dropped (reason queue-full), so a slow node never stalls its producers; "
+		  "sources that can wait (pcap-in, zmq-in, nflog) pause at three quarters" },
 	PP_OPTION_END,
 };
 

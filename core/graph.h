@@ -60,6 +60,14 @@ struct pp_node {
 	uint32_t queued_batches; /* cross-thread batches waiting (atomic) */
 	pp_counter queued_packets; /* ... and the packets in them (atomic) */
 	pp_counter *queue_full;
+	/* A wait for queues downstream (host->downstream_wait, worker.c).
+	 * wait_armed: set by the node's thread, claimed (exchanged to 0) by
+	 * whichever thread drains a queue first, which then posts the wake.
+	 * The rest belongs to the node's thread. */
+	int wait_armed;
+	bool wait_pending; /* the wake will come: fn not yet called */
+	pp_timer_fn wait_fn;
+	void *wait_arg;
 };
 
 struct pp_graph {

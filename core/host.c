@@ -5,6 +5,7 @@
 #include "loop.h"
 #include "packet.h"
 #include "stats.h"
+#include "worker.h"
 
 #include <pktpipe/wire.h>
 
@@ -249,4 +250,5 @@ const struct pp_host pp_host_table = {
 	.codec_by_id = host_codec_by_id,
 	.packet_wrap = host_packet_wrap,
 	.packet_keep = host_packet_keep,
+	.downstream_wait = pp_downstream_wait,
 };

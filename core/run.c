@@ -205,6 +205,10 @@ static void sweep(struct pp_graph *g)
 
 void pp_node_finished(struct pp_node *n, int status)
 {
+	/* Finished on its own thread (stop() returned, or its input ended):
+	 * a wake still on its way must not call the plugin any more. */
+	if (pp_on_node_thread(n))
+		n->wait_pending = false;
 	if (!pp_on_main_thread()) {
 		pp_report_finished(n, status);
 		return;

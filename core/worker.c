@@ -126,13 +126,112 @@ void pp_workers_free(struct pp_graph *g)
 	}
 }
 
+/* ---- backpressure ---- */
+
+static struct pp_loop *loop_of(const struct pp_node *n)
+{
+	return n->worker ? n->worker->loop : n->graph->loop;
+}
+
+/* A waiting producer pauses at three quarters of a queue and resumes at a
+ * quarter, so that neither side flips on every batch. */
+static uint32_t queue_high(const struct pp_node *n)
+{
+	uint32_t q = (uint32_t)n->core.queue;
+
+	return q - q / 4;
+}
+
+static uint32_t queue_low(const struct pp_node *n)
+{
+	return (uint32_t)n->core.queue / 4;
+}
+
+/* Whether a bounded queue that n's batches reach is at its high mark:
+ * nodes on n's thread take a batch at once, so look past them. */
+static bool downstream_busy(const struct pp_node *n)
+{
+	for (size_t i = 0; i < n->noutputs; i++) {
+		const struct pp_node *o = n->outputs[i];
+
+		if (o->worker == n->worker) {
+			if (downstream_busy(o))
+				return true;
+		} else if (o->worker &&
+			   __atomic_load_n(&o->queued_batches, __ATOMIC_SEQ_CST) >= queue_high(o)) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* The armed flag is stored before the queues are looked at again, and a
+ * consumer claims it after its count has dropped: one of the two sees the
+ * other, so a wake is never lost, and the claim makes it come once. */
+bool pp_downstream_wait(struct pp_node *n, pp_timer_fn fn, void *arg)
+{
+	if (!n->wait_pending && !downstream_busy(n))
+		return false;
+	n->wait_fn = fn;
+	n->wait_arg = arg;
+	if (n->wait_pending)
+		return true;
+	__atomic_store_n(&n->wait_armed, 1, __ATOMIC_SEQ_CST);
+	if (!downstream_busy(n) && __atomic_exchange_n(&n->wait_armed, 0, __ATOMIC_SEQ_CST))
+		return false;
+	n->wait_pending = true;
+	return true;
+}
+
+/* On the waiting node's thread. A node that finished (pp_node_finished()
+ * cleared wait_pending), or was closed while this message waited in its
+ * mailbox, is not called. */
+static void run_wake(void *arg)
+{
+	struct pp_node *n = arg;
+	enum node_state st = __atomic_load_n(&n->st, __ATOMIC_ACQUIRE);
+
+	if (!n->wait_pending)
+		return;
+	n->wait_pending = false;
+	if (st >= NODE_RUNNING && st < NODE_FINISHED)
+		n->wait_fn(n->wait_arg);
+}
+
+/* n and the nodes upstream of it on its thread: all of them may be
+ * waiting for the queue that n's batches go to. */
+static void wake_chain(struct pp_node *n)
+{
+	if (__atomic_load_n(&n->wait_armed, __ATOMIC_SEQ_CST) &&
+	    __atomic_exchange_n(&n->wait_armed, 0, __ATOMIC_SEQ_CST) &&
+	    pp_loop_post(loop_of(n), run_wake, n) < 0)
+		pp_log(PP_LOG_ERROR, n->name, "cannot be woken: out of memory; it stays paused");
+	for (size_t i = 0; i < n->ninputs; i++)
+		if (n->inputs[i]->worker == n->worker)
+			wake_chain(n->inputs[i]);
+}
+
+/* A batch left n's queue: at the low mark, wake who waits for it. */
+static void queue_left(struct pp_node *n, struct batch_msg *m)
+{
+	uint32_t queued = __atomic_sub_fetch(&n->queued_batches, 1, __ATOMIC_SEQ_CST);
+
+	__atomic_sub_fetch(&n->queued_packets, m->packets, __ATOMIC_RELAXED);
+	if (queued != queue_low(n) || !n->worker)
+		return;
+	for (size_t i = 0; i < n->ninputs; i++)
+		if (n->inputs[i]->worker != n->worker)
+			wake_chain(n->inputs[i]);
+}
+
+/* ---- batches across threads ---- */
+
 static void run_batch(void *arg)
 {
 	struct batch_msg *m = arg;
 	struct pp_batch b = { .pkts = m->pkts, .count = m->count };
 
-	__atomic_sub_fetch(&m->to->queued_batches, 1, __ATOMIC_RELAXED);
-	__atomic_sub_fetch(&m->to->queued_packets, m->packets, __ATOMIC_RELAXED);
+	queue_left(m->to, m);
 	pp_node_process(m->to, &b);
 	for (uint32_t i = 0; i < m->count; i++)
 		pp_packet_unref(m->pkts[i]);
@@ -149,17 +248,11 @@ static void drop_remote(struct pp_node *n, pp_counter *reason, uint64_t packets)
  * dropped, release it. */
 static void run_batch_dropped(struct batch_msg *m)
 {
-	__atomic_sub_fetch(&m->to->queued_batches, 1, __ATOMIC_RELAXED);
-	__atomic_sub_fetch(&m->to->queued_packets, m->packets, __ATOMIC_RELAXED);
+	queue_left(m->to, m);
 	drop_remote(m->to, NULL, m->packets);
 	for (uint32_t i = 0; i < m->count; i++)
 		pp_packet_unref(m->pkts[i]);
 	free(m);
-}
-
-static struct pp_loop *loop_of(const struct pp_node *n)
-{
-	return n->worker ? n->worker->loop : n->graph->loop;
 }
 
 /* A queue bound applies to threaded nodes; batches from workers back to

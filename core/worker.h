@@ -4,7 +4,12 @@
  * arriving batch (reason queue-full) instead of ever blocking a producer.
  * Stop requests and finished/failed reports cross the same way, so the
  * main thread alone moves node states. Mailboxes are FIFO: every batch
- * posted before a stop request is processed before it. */
+ * posted before a stop request is processed before it.
+ *
+ * A source that can leave its input waiting (a file, a socket buffered by
+ * the kernel or by its peer) asks pp_downstream_wait() before reading and
+ * pauses while a queue ahead is nearly full, so that those packets wait
+ * where they are instead of being dropped at the queue. */
 #ifndef PKTPIPE_CORE_WORKER_H
 #define PKTPIPE_CORE_WORKER_H
 
@@ -28,6 +33,11 @@ bool pp_on_main_thread(void);
 /* Hand b to n on n's thread (references taken), or drop it if n's queue is
  * full. packets_in is counted here either way. */
 void pp_deliver_remote(struct pp_node *n, struct pp_batch *b, uint64_t packets, uint64_t bytes);
+/* host->downstream_wait(): whether a queue n's batches reach on another
+ * thread is three quarters full; then fn(arg) is called on n's thread once
+ * every such queue has drained to a quarter (backpressure for sources that
+ * can leave their input waiting). */
+bool pp_downstream_wait(struct pp_node *n, pp_timer_fn fn, void *arg);
 /* Run n's stop() on its thread. */
 void pp_stop_remote(struct pp_node *n);
 /* From a worker: tell the main thread that n finished or failed. */

@@ -384,6 +384,20 @@ struct pp_host {
 	 * more memory than its packets. NULL without memory. Either way the
 	 * caller drops it with packet_unref(). */
 	struct pp_packet *(*packet_keep)(struct pp_node *node, struct pp_packet *p);
+
+	/* Backpressure (appended; check PP_HOST_HAS(host, downstream_wait)):
+	 * whether the queue of a node on another thread (`thread = yes`) that
+	 * this node's batches reach, directly or through nodes on its own
+	 * thread, is three quarters full. If so, returns true and calls
+	 * fn(arg) once, on this node's thread, when every such queue has
+	 * drained to a quarter; a later call before then only replaces fn and
+	 * arg. If not, returns false and fn is not called. A source whose
+	 * input can wait where it is (a file; a socket that the kernel or the
+	 * peer buffers) asks before each read and pauses while it is true, so
+	 * that a slow consumer holds its packets back instead of dropping
+	 * them at its queue (queue-full). fn is not called once the node has
+	 * finished (finished(), or stop() returned anything but -EINPROGRESS). */
+	bool (*downstream_wait)(struct pp_node *node, pp_timer_fn fn, void *arg);
 };
 
 /* ------------------------------------------------------------------ */

@@ -96,7 +96,7 @@ TEST(struct_layouts_are_pinned)
 	PIN_SIZE(pp_log_limit, 16);
 	PIN(pp_log_limit, next_ns, 0);
 	PIN(pp_log_limit, suppressed, 8);
-	PIN_SIZE(pp_host, 216);
+	PIN_SIZE(pp_host, 224);
 	PIN(pp_host, abi_version, 0);
 	PIN(pp_host, struct_size, 4);
 	PIN(pp_host, log, 8);
@@ -125,6 +125,7 @@ TEST(struct_layouts_are_pinned)
 	PIN(pp_host, codec_by_id, 192);
 	PIN(pp_host, packet_wrap, 200);
 	PIN(pp_host, packet_keep, 208);
+	PIN(pp_host, downstream_wait, 216);
 	PIN_SIZE(pp_plugin, 120);
 	PIN(pp_plugin, abi_version, 0);
 	PIN(pp_plugin, struct_size, 4);
