@@ -244,6 +244,22 @@ static bool nfl_spend(struct nfl_state *s, uint64_t n)
 	return s->final_budget > 0;
 }
 
+static void nfl_resume(void *arg);
+
+/* A queue ahead is nearly full: leave the packets in the socket, whose
+ * buffer (rcvbuf) holds them meanwhile instead of the queue dropping them;
+ * the host calls nfl_resume() once that queue has drained. */
+static bool nfl_held_back(struct nfl_state *s)
+{
+	if (!PP_HOST_HAS(s->host, downstream_wait) ||
+	    !s->host->downstream_wait(s->node, nfl_resume, s))
+		return false;
+	if (!s->held_back && s->watch)
+		s->host->watch_modify(s->watch, 0);
+	s->held_back = true;
+	return true;
+}
+
 /* Read until the socket is empty (1), or one turn's budget is spent (0),
  * or it fails (-errno). Once final, also stop after final_budget bytes. */
 static int nfl_drain(struct nfl_state *s)
@@ -253,7 +269,12 @@ static int nfl_drain(struct nfl_state *s)
 
 	s->turn_packets = 0;
 	while (reads++ < NFL_TURN_READS && s->turn_packets < NFL_TURN_PACKETS) {
-		ssize_t n = nfl_recv(s);
+		ssize_t n;
+
+		/* Asked before every message: one turn holds several batches. */
+		if (nfl_held_back(s))
+			break;
+		n = nfl_recv(s);
 
 		if (n < 0) {
 			rc = n == -EAGAIN ? 1 : (int)n;
@@ -314,6 +335,23 @@ static void nfl_readable(void *arg, int fd, unsigned events)
 	(void)fd;
 	(void)events;
 	nfl_turn(arg);
+}
+
+static void nfl_final(void *arg);
+
+static void nfl_resume(void *arg)
+{
+	struct nfl_state *s = arg;
+
+	s->held_back = false;
+	if (s->done)
+		return;
+	if (s->watch)
+		s->host->watch_modify(s->watch, PP_WATCH_READ);
+	if (s->final)
+		nfl_final(s);
+	else
+		nfl_turn(s);
 }
 
 /* ------------------------------------------------------------------ */
@@ -379,7 +417,7 @@ static void nfl_final(void *arg)
 		s->final_budget = pp_counter_get(s->rcvbuf_gauge) + NFL_RXBUF;
 	}
 	nfl_turn(s);
-	if (!s->done)
+	if (!s->done && !s->held_back)
 		s->host->timer_arm(s->timer, 0, 0);
 }
 

@@ -85,6 +85,7 @@ struct nfl_state {
 	bool rcvbuf_capped; /* it stopped growing: net.core.rmem_max */
 
 	bool final, done; /* final: stopping, the kernel's last batch is in */
+	bool held_back; /* not reading until a full queue ahead drains */
 	uint64_t final_budget; /* bytes still worth reading once final */
 	uint64_t rx_ns; /* receive time of the message being handled; 0: take it now */
 	uint32_t turn_packets;

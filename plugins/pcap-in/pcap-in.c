@@ -1040,13 +1040,22 @@ static void pin_fifo_park(struct pin_state *s, uint64_t bytes)
 		pin_fifo_wake(s);
 }
 
+/* A queue ahead is nearly full: the rest of the input waits where it is
+ * (a FIFO's writer blocks once the pipe and our buffer are full), and the
+ * host calls pin_turn() again once that queue has drained. */
+static bool pin_held_back(struct pin_state *s)
+{
+	return PP_HOST_HAS(s->host, downstream_wait) &&
+	       s->host->downstream_wait(s->node, pin_turn, s);
+}
+
 static void pin_turn(void *arg)
 {
 	struct pin_state *s = arg;
 	uint64_t bytes = 0;
 	int rc;
 
-	if (s->done || pin_fifo_pcap(s) < 0)
+	if (s->done || pin_held_back(s) || pin_fifo_pcap(s) < 0)
 		return;
 	rc = pin_fill(s, &bytes);
 	outq_emit(&s->out);

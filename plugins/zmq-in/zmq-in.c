@@ -534,12 +534,22 @@ static int zin_one(struct zin *s)
 	return rc;
 }
 
+/* A queue ahead is nearly full: messages stay in libzmq's queue (rcvhwm),
+ * then in TCP's buffers, and so hold the senders back; the host calls
+ * zin_turn() again once that queue has drained. */
+static bool zin_held_back(struct zin *s)
+{
+	return PP_HOST_HAS(s->host, downstream_wait) &&
+	       s->host->downstream_wait(s->node, zin_turn, s);
+}
+
 static void zin_turn(void *arg)
 {
 	struct zin *s = arg;
 
 	for (int i = 0; i < ZIN_MSGS_PER_TURN; i++) {
-		if (!zin_one(s)) {
+		/* Asked before every message: one may hold several batches. */
+		if (zin_held_back(s) || !zin_one(s)) {
 			outq_emit(&s->out);
 			return;
 		}

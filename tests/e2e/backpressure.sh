@@ -1,0 +1,119 @@
+#!/bin/bash
+# Backpressure: a source whose input can wait where it is (pcap-in's file,
+# zmq-in's peers, nflog's socket buffer) pauses while the queue of a node on
+# another thread is nearly full (host->downstream_wait), instead of that
+# queue dropping (queue-full). The slow consumer is the count test plugin
+# with a delay per batch on its own thread with a short queue; gen, a
+# source that does not wait, shows that the same consumer overflows.
+# The nflog part needs root (a network namespace and an NFLOG rule).
+SUITE=backpressure
+. "$(dirname "$0")/../lib.sh"
+
+P=(--plugin-path "$TESTPLUGINS")
+RECORDS=20000
+
+need_plugins pcap-in zmq-in zmq-out nflog || finish_if_failed
+[ -f "$TESTPLUGINS/count.so" ] || fail "$TESTPLUGINS/count.so not built"
+[ "$(id -u)" = 0 ] || fail "needs root: a network namespace and an NFLOG rule"
+finish_if_failed
+
+# RECORDS raw IPv4 packets of 200 bytes.
+python3 - "$TMP/in.pcap" "$RECORDS" <<'PY'
+import struct, sys
+with open(sys.argv[1], "wb") as f:
+    f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 101))
+    for i in range(int(sys.argv[2])):
+        d = bytes([0x45, 0, 0, 200]) + i.to_bytes(4, "big") + bytes(192)
+        f.write(struct.pack("<IIII", i, 0, len(d), len(d)) + d)
+PY
+
+# A slow consumer section: NAME INPUT [DELAY [QUEUE]].
+slow() {
+	printf '[%s]\nplugin = count\ninput = %s\nthread = yes\nqueue = %s\ndelay = %s\n\n' \
+		"$1" "$2" "${4:-4}" "${3:-1ms}"
+}
+src() { printf '[%s]\nplugin = pcap-in\npath = %s\n%b\n\n' "$1" "$TMP/in.pcap" "${2:-}"; }
+
+# lossless NAME NODE WANT: exit 0, balanced, NODE took WANT, none dropped.
+lossless() {
+	expect_eq "$1: exit" "$status" 0
+	expect_balanced "$1" "$TMP/$1.json"
+	expect_eq "$1: $2 in" "$(stat "$TMP/$1.json" "$2" packets_in)" "$3"
+	expect_eq "$1: $2 queue-full" "$(stat "$TMP/$1.json" "$2" dropped queue-full)" 0
+}
+
+# ---- the consumer overflows a source that does not wait ----
+{ printf '[src]\nplugin = gen\ncount = %d\nbatch = 256\n\n' $RECORDS; slow sink src; } >"$TMP/gen.ini"
+run_graph gen 60 "${P[@]}"
+expect_eq "gen: exit" "$status" 0
+expect_balanced "gen" "$TMP/gen.json"
+qf=$(stat "$TMP/gen.json" sink dropped queue-full)
+if [ "$qf" -gt 0 ]; then ok; else fail "gen: the slow consumer dropped nothing ($qf): no test"; fi
+
+# ---- pcap-in waits: every record arrives ----
+{ src src; slow sink src; } >"$TMP/file.ini"
+run_graph file 60 "${P[@]}"
+lossless file sink $RECORDS
+expect_eq "file: src out" "$(stat "$TMP/file.json" src packets_out)" $RECORDS
+
+# ---- through a node on the source's thread ----
+{ src src; printf '[mid]\nplugin = pass\ninput = src\n\n'; slow sink mid; } >"$TMP/chain.ini"
+run_graph chain 60 "${P[@]}"
+lossless chain sink $RECORDS
+
+# ---- fan-out: a fast consumer beside the slow one gets everything too ----
+{ src src; slow sink src; printf '[fast]\nplugin = count\ninput = src\n\n'; } >"$TMP/fan.ini"
+run_graph fan 60 "${P[@]}"
+lossless fan sink $RECORDS
+expect_eq "fan: fast in" "$(stat "$TMP/fan.json" fast packets_in)" $RECORDS
+
+# ---- two sources waiting for one queue: both are woken ----
+{ src a; src b; slow sink a,b; } >"$TMP/two.ini"
+run_graph two 60 "${P[@]}"
+lossless two sink $((2 * RECORDS))
+
+# ---- SIGTERM while paused: a clean end, nothing unaccounted ----
+{ src src "loop = 0"; slow sink src 20ms; } >"$TMP/term.ini"
+start term "$TMP/term.ini" "${P[@]}"
+running term
+sleep 0.5
+stop term TERM 15
+expect_eq "term: exit" "$status" 0
+expect_balanced "term" "$TMP/term.json"
+expect_eq "term: queue-full" "$(stat "$TMP/term.json" sink dropped queue-full)" 0
+got=$(stat "$TMP/term.json" sink packets_in)
+if [ "$got" -gt 0 ]; then ok; else fail "term: the consumer took nothing"; fi
+
+# ---- zmq-in waits: messages stay with libzmq and TCP, none dropped ----
+# zmq-in asks between messages, and a native frame of 1024 records makes
+# four batches: the queue has room for them above its three quarters.
+{ printf '[in]\nplugin = zmq-in\nendpoint = tcp://127.0.0.1:*\n\n'; slow sink in 1ms 20; } >"$TMP/rx.ini"
+start rx "$TMP/rx.ini" "${P[@]}" -v
+wait_bound "$TMP/rx.err" || fail "rx: not bound: $(tail -n 3 "$TMP/rx.err")"
+port=$(bound_port "$TMP/rx.err" in)
+{ src src; printf '[z]\nplugin = zmq-out\ninput = src\nendpoint = tcp://127.0.0.1:%s\nlinger = 30s\n' "$port"; } \
+	>"$TMP/tx.ini"
+run_graph tx 60
+expect_eq "tx: exit" "$status" 0
+expect_eq "tx: hwm drops" "$(stat "$TMP/tx.json" z dropped hwm)" 0
+wait_snapshot rx 30 -ge $RECORDS stat "$TMP/rx.json" sink packets_in ||
+	fail "rx: the consumer took $(stat "$TMP/rx.json" sink packets_in) of $RECORDS"
+stop rx TERM 15
+lossless rx sink $RECORDS
+
+# ---- nflog waits: the kernel's socket buffer holds the packets ----
+new_ns "ppbp-$$"
+nsx iptables -A OUTPUT -o lo -p udp --dport 9999 -j NFLOG --nflog-group 31
+{ printf '[cap]\nplugin = nflog\ngroups = 31\n\n'; slow sink cap 2ms; } >"$TMP/nf.ini"
+spawn nf ip netns exec "$NS" "$PKTPIPE" "${P[@]}" -c "$TMP/nf.ini" --stats-json "$TMP/nf.json"
+bound31() { nsx awk '$1 == 31 { f = 1 } END { exit !f }' /proc/net/netfilter/nfnetlink_log; }
+wait_for 10 bound31 || fail "nf: group 31 not bound: $(tail -n 3 "$TMP/nf.err")"
+nsx "$BUILD/tools/nflog-udp" -c 5000 -s 200 >/dev/null || fail "nflog-udp"
+matched() { [ "$(nsx iptables -L OUTPUT -v -x -n | awk '/NFLOG/ { print $1 }')" -ge 5000 ]; }
+wait_for 30 matched || fail "nf: the rule did not match 5000 packets"
+sleep 0.5
+stop nf TERM 15
+lossless nf sink 5000
+expect_eq "nf: kernel drops" "$(stat "$TMP/nf.json" cap dropped kernel)" 0
+
+finish
