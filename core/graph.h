@@ -68,6 +68,7 @@ struct pp_node {
 	bool wait_pending; /* the wake will come: fn not yet called */
 	pp_timer_fn wait_fn;
 	void *wait_arg;
+	pp_counter *paused; /* waits begun; NULL: no queue ahead to wait for */
 };
 
 struct pp_graph {
@@ -111,8 +112,9 @@ uint64_t pp_node_held(const struct pp_node *n);
 void pp_node_finished(struct pp_node *n, int status);
 pp_counter *pp_node_counter(struct pp_node *n, const char *name, enum pp_counter_kind kind,
 			    bool is_drop);
-/* A drop reason the host counts; reported once it is not zero. */
-pp_counter *pp_node_host_drop(struct pp_node *n, const char *reason);
+/* A total the host counts (a drop reason when is_drop); reported once it
+ * is not zero. */
+pp_counter *pp_node_host_counter(struct pp_node *n, const char *name, bool is_drop);
 
 extern const struct pp_host pp_host_table;
 

@@ -83,9 +83,9 @@ pp_counter *pp_node_counter(struct pp_node *n, const char *name, enum pp_counter
 	return &c->value;
 }
 
-pp_counter *pp_node_host_drop(struct pp_node *n, const char *reason)
+pp_counter *pp_node_host_counter(struct pp_node *n, const char *name, bool is_drop)
 {
-	pp_counter *c = pp_node_counter(n, reason, PP_COUNTER_TOTAL, true);
+	pp_counter *c = pp_node_counter(n, name, PP_COUNTER_TOTAL, is_drop);
 
 	if (c)
 		((struct node_counter *)((char *)c - offsetof(struct node_counter, value)))->hide_zero =

@@ -264,7 +264,7 @@ static int open_all(struct pp_graph *g)
 
 		if (!n->worker)
 			n->loop = g->loop;
-		n->failed_drops = pp_node_host_drop(n, "node-failed");
+		n->failed_drops = pp_node_host_counter(n, "node-failed", true);
 		if (!n->failed_drops)
 			return -ENOMEM;
 		rc = n->plugin->open(n, &pp_host_table, n->config, &n->state);

@@ -40,6 +40,24 @@ bool pp_on_main_thread(void)
 	return current_worker == NULL;
 }
 
+static bool queue_ahead(const struct pp_node *n, bool (*which)(const struct pp_node *q));
+static bool any_queue(const struct pp_node *q);
+
+/* Nodes that may wait for a queue ahead count their pauses. */
+static int pause_counters(struct pp_graph *g)
+{
+	for (size_t i = 0; i < g->count; i++) {
+		struct pp_node *n = g->nodes[i];
+
+		if (!queue_ahead(n, any_queue))
+			continue;
+		n->paused = pp_node_host_counter(n, "paused", false);
+		if (!n->paused)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 int pp_workers_create(struct pp_graph *g)
 {
 	for (size_t i = 0; i < g->count; i++) {
@@ -56,11 +74,11 @@ int pp_workers_create(struct pp_graph *g)
 		w->node = n;
 		n->worker = w;
 		n->loop = w->loop;
-		n->queue_full = pp_node_host_drop(n, "queue-full");
+		n->queue_full = pp_node_host_counter(n, "queue-full", true);
 		if (!n->queue_full)
 			return -ENOMEM;
 	}
-	return 0;
+	return pause_counters(g);
 }
 
 static void *worker_main(void *arg)
@@ -147,22 +165,34 @@ static uint32_t queue_low(const struct pp_node *n)
 	return (uint32_t)n->core.queue / 4;
 }
 
-/* Whether a bounded queue that n's batches reach is at its high mark:
- * nodes on n's thread take a batch at once, so look past them. */
-static bool downstream_busy(const struct pp_node *n)
+/* Whether which() holds for a bounded queue that n's batches reach: nodes
+ * on n's thread take a batch at once, so look past them to the queues of
+ * threaded nodes beyond. */
+static bool queue_ahead(const struct pp_node *n, bool (*which)(const struct pp_node *q))
 {
 	for (size_t i = 0; i < n->noutputs; i++) {
 		const struct pp_node *o = n->outputs[i];
 
-		if (o->worker == n->worker) {
-			if (downstream_busy(o))
-				return true;
-		} else if (o->worker &&
-			   __atomic_load_n(&o->queued_batches, __ATOMIC_SEQ_CST) >= queue_high(o)) {
+		if (o->worker == n->worker ? queue_ahead(o, which) : o->worker && which(o))
 			return true;
-		}
 	}
 	return false;
+}
+
+static bool any_queue(const struct pp_node *q)
+{
+	(void)q;
+	return true;
+}
+
+static bool at_high_mark(const struct pp_node *q)
+{
+	return __atomic_load_n(&q->queued_batches, __ATOMIC_SEQ_CST) >= queue_high(q);
+}
+
+static bool downstream_busy(const struct pp_node *n)
+{
+	return queue_ahead(n, at_high_mark);
 }
 
 /* The armed flag is stored before the queues are looked at again, and a
@@ -180,6 +210,8 @@ bool pp_downstream_wait(struct pp_node *n, pp_timer_fn fn, void *arg)
 	if (!downstream_busy(n) && __atomic_exchange_n(&n->wait_armed, 0, __ATOMIC_SEQ_CST))
 		return false;
 	n->wait_pending = true;
+	if (n->paused)
+		pp_counter_add(n->paused, 1);
 	return true;
 }
 

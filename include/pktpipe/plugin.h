@@ -395,7 +395,8 @@ struct pp_host {
 	 * input can wait where it is (a file; a socket that the kernel or the
 	 * peer buffers) asks before each read and pauses while it is true, so
 	 * that a slow consumer holds its packets back instead of dropping
-	 * them at its queue (queue-full). fn is not called once the node has
+	 * them at its queue (queue-full). The host counts each wait in the
+	 * node's `paused` counter. fn is not called once the node has
 	 * finished (finished(), or stop() returned anything but -EINPROGRESS). */
 	bool (*downstream_wait)(struct pp_node *node, pp_timer_fn fn, void *arg);
 };

@@ -42,11 +42,19 @@ lossless() {
 	expect_eq "$1: $2 queue-full" "$(stat "$TMP/$1.json" "$2" dropped queue-full)" 0
 }
 
+# paused NAME NODE: NODE counted that it paused (the host's 'paused').
+paused() {
+	local n
+	n=$(stat "$TMP/$1.json" "$2" paused 2>/dev/null)
+	if [ "${n:-0}" -gt 0 ]; then ok; else fail "$1: $2 never paused ('${n}')"; fi
+}
+
 # ---- the consumer overflows a source that does not wait ----
 { printf '[src]\nplugin = gen\ncount = %d\nbatch = 256\n\n' $RECORDS; slow sink src; } >"$TMP/gen.ini"
 run_graph gen 60 "${P[@]}"
 expect_eq "gen: exit" "$status" 0
 expect_balanced "gen" "$TMP/gen.json"
+expect_eq "gen: not paused (it does not ask)" "$(stat "$TMP/gen.json" src paused 2>/dev/null)" ""
 qf=$(stat "$TMP/gen.json" sink dropped queue-full)
 if [ "$qf" -gt 0 ]; then ok; else fail "gen: the slow consumer dropped nothing ($qf): no test"; fi
 
@@ -54,6 +62,7 @@ if [ "$qf" -gt 0 ]; then ok; else fail "gen: the slow consumer dropped nothing (
 { src src; slow sink src; } >"$TMP/file.ini"
 run_graph file 60 "${P[@]}"
 lossless file sink $RECORDS
+paused file src
 expect_eq "file: src out" "$(stat "$TMP/file.json" src packets_out)" $RECORDS
 
 # ---- through a node on the source's thread ----
@@ -71,6 +80,8 @@ expect_eq "fan: fast in" "$(stat "$TMP/fan.json" fast packets_in)" $RECORDS
 { src a; src b; slow sink a,b; } >"$TMP/two.ini"
 run_graph two 60 "${P[@]}"
 lossless two sink $((2 * RECORDS))
+paused two a
+paused two b
 
 # ---- SIGTERM while paused: a clean end, nothing unaccounted ----
 { src src "loop = 0"; slow sink src 20ms; } >"$TMP/term.ini"
@@ -100,6 +111,7 @@ wait_snapshot rx 30 -ge $RECORDS stat "$TMP/rx.json" sink packets_in ||
 	fail "rx: the consumer took $(stat "$TMP/rx.json" sink packets_in) of $RECORDS"
 stop rx TERM 15
 lossless rx sink $RECORDS
+paused rx in
 
 # ---- nflog waits: the kernel's socket buffer holds the packets ----
 new_ns "ppbp-$$"
@@ -114,6 +126,7 @@ wait_for 30 matched || fail "nf: the rule did not match 5000 packets"
 sleep 0.5
 stop nf TERM 15
 lossless nf sink 5000
+paused nf cap
 expect_eq "nf: kernel drops" "$(stat "$TMP/nf.json" cap dropped kernel)" 0
 
 finish
