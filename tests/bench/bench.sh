@@ -326,7 +326,8 @@ ulogd_conf() {
 # The nflog keys at their defaults (rcvbuf 8 MiB growing to 64 MiB,
 # qthreshold 64); pcap-out on its own thread, as plugins/nflog/README.md
 # advises for high rates, with a queue that absorbs what the socket buffer
-# would have (512 batches).
+# would have (512 batches); nflog stops reading while that queue is three
+# quarters full, so the socket buffer adds to it.
 pktpipe_conf() {
 	printf '[cap]\nplugin = nflog\ngroups = %s\n\n[out]\nplugin = pcap-out\ninput = cap\npath = %s\nthread = yes\nqueue = 512\n' \
 		"$GROUP" "$TMP/nf-pktpipe.pcap" >"$TMP/nflog.ini"
