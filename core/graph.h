@@ -65,6 +65,7 @@ struct pp_node {
 	 * whichever thread drains a queue first, which then posts the wake.
 	 * The rest belongs to the node's thread. */
 	int wait_armed;
+	int busy; /* host->set_busy(); written by the node's thread (atomic) */
 	bool wait_pending; /* the wake will come: fn not yet called */
 	pp_timer_fn wait_fn;
 	void *wait_arg;

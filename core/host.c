@@ -251,4 +251,5 @@ const struct pp_host pp_host_table = {
 	.packet_wrap = host_packet_wrap,
 	.packet_keep = host_packet_keep,
 	.downstream_wait = pp_downstream_wait,
+	.set_busy = pp_node_set_busy,
 };

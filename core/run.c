@@ -206,9 +206,12 @@ static void sweep(struct pp_graph *g)
 void pp_node_finished(struct pp_node *n, int status)
 {
 	/* Finished on its own thread (stop() returned, or its input ended):
-	 * a wake still on its way must not call the plugin any more. */
-	if (pp_on_node_thread(n))
+	 * a wake still on its way must not call the plugin any more, and one
+	 * that said it was busy no longer holds its producers back. */
+	if (pp_on_node_thread(n)) {
 		n->wait_pending = false;
+		pp_node_set_busy(n, false);
+	}
 	if (!pp_on_main_thread()) {
 		pp_report_finished(n, status);
 		return;

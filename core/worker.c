@@ -40,16 +40,13 @@ bool pp_on_main_thread(void)
 	return current_worker == NULL;
 }
 
-static bool queue_ahead(const struct pp_node *n, bool (*which)(const struct pp_node *q));
-static bool any_queue(const struct pp_node *q);
-
-/* Nodes that may wait for a queue ahead count their pauses. */
+/* Any node that feeds another may be asked to wait: it counts its pauses. */
 static int pause_counters(struct pp_graph *g)
 {
 	for (size_t i = 0; i < g->count; i++) {
 		struct pp_node *n = g->nodes[i];
 
-		if (!queue_ahead(n, any_queue))
+		if (!n->noutputs)
 			continue;
 		n->paused = pp_node_host_counter(n, "paused", false);
 		if (!n->paused)
@@ -165,34 +162,26 @@ static uint32_t queue_low(const struct pp_node *n)
 	return (uint32_t)n->core.queue / 4;
 }
 
-/* Whether which() holds for a bounded queue that n's batches reach: nodes
- * on n's thread take a batch at once, so look past them to the queues of
- * threaded nodes beyond. */
-static bool queue_ahead(const struct pp_node *n, bool (*which)(const struct pp_node *q))
+/* Whether o, fed by from, takes no more for now: it said so (set_busy),
+ * or it is on another thread and its queue is at the high mark. */
+static bool refuses(const struct pp_node *from, const struct pp_node *o)
+{
+	if (__atomic_load_n(&o->busy, __ATOMIC_SEQ_CST))
+		return true;
+	return o->worker && o->worker != from->worker &&
+	       __atomic_load_n(&o->queued_batches, __ATOMIC_SEQ_CST) >= queue_high(o);
+}
+
+/* Nodes on n's thread take a batch at once, so look past them too. */
+static bool downstream_busy(const struct pp_node *n)
 {
 	for (size_t i = 0; i < n->noutputs; i++) {
 		const struct pp_node *o = n->outputs[i];
 
-		if (o->worker == n->worker ? queue_ahead(o, which) : o->worker && which(o))
+		if (refuses(n, o) || (o->worker == n->worker && downstream_busy(o)))
 			return true;
 	}
 	return false;
-}
-
-static bool any_queue(const struct pp_node *q)
-{
-	(void)q;
-	return true;
-}
-
-static bool at_high_mark(const struct pp_node *q)
-{
-	return __atomic_load_n(&q->queued_batches, __ATOMIC_SEQ_CST) >= queue_high(q);
-}
-
-static bool downstream_busy(const struct pp_node *n)
-{
-	return queue_ahead(n, at_high_mark);
 }
 
 /* The armed flag is stored before the queues are looked at again, and a
@@ -243,17 +232,33 @@ static void wake_chain(struct pp_node *n)
 			wake_chain(n->inputs[i]);
 }
 
+/* n takes more again: wake who may wait for it. Producers on n's own
+ * thread only wait for its busy flag, not for its queue. */
+static void wake_producers(struct pp_node *n, bool queue_only)
+{
+	for (size_t i = 0; i < n->ninputs; i++)
+		if (!queue_only || n->inputs[i]->worker != n->worker)
+			wake_chain(n->inputs[i]);
+}
+
 /* A batch left n's queue: at the low mark, wake who waits for it. */
 static void queue_left(struct pp_node *n, struct batch_msg *m)
 {
 	uint32_t queued = __atomic_sub_fetch(&n->queued_batches, 1, __ATOMIC_SEQ_CST);
 
 	__atomic_sub_fetch(&n->queued_packets, m->packets, __ATOMIC_RELAXED);
-	if (queued != queue_low(n) || !n->worker)
-		return;
-	for (size_t i = 0; i < n->ninputs; i++)
-		if (n->inputs[i]->worker != n->worker)
-			wake_chain(n->inputs[i]);
+	if (queued == queue_low(n) && n->worker)
+		wake_producers(n, true);
+}
+
+/* host->set_busy(), on n's thread: the flag is cleared before the armed
+ * flags are looked at, the mirror of pp_downstream_wait(). */
+void pp_node_set_busy(struct pp_node *n, bool busy)
+{
+	if (busy)
+		__atomic_store_n(&n->busy, 1, __ATOMIC_SEQ_CST);
+	else if (__atomic_exchange_n(&n->busy, 0, __ATOMIC_SEQ_CST))
+		wake_producers(n, false);
 }
 
 /* ---- batches across threads ---- */

@@ -38,6 +38,8 @@ void pp_deliver_remote(struct pp_node *n, struct pp_batch *b, uint64_t packets, 
  * every such queue has drained to a quarter (backpressure for sources that
  * can leave their input waiting). */
 bool pp_downstream_wait(struct pp_node *n, pp_timer_fn fn, void *arg);
+/* host->set_busy(): n takes no more for now (busy), or again. */
+void pp_node_set_busy(struct pp_node *n, bool busy);
 /* Run n's stop() on its thread. */
 void pp_stop_remote(struct pp_node *n);
 /* From a worker: tell the main thread that n finished or failed. */

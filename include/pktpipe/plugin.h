@@ -386,19 +386,29 @@ struct pp_host {
 	struct pp_packet *(*packet_keep)(struct pp_node *node, struct pp_packet *p);
 
 	/* Backpressure (appended; check PP_HOST_HAS(host, downstream_wait)):
-	 * whether the queue of a node on another thread (`thread = yes`) that
-	 * this node's batches reach, directly or through nodes on its own
-	 * thread, is three quarters full. If so, returns true and calls
-	 * fn(arg) once, on this node's thread, when every such queue has
-	 * drained to a quarter; a later call before then only replaces fn and
+	 * whether a node that this node's batches reach (directly or through
+	 * nodes on its own thread) takes no more for now: it runs on another
+	 * thread (`thread = yes`) and its queue is three quarters full, or it
+	 * said it is busy (set_busy). If so, returns true and calls fn(arg)
+	 * once, on this node's thread, when such a node takes more again (a
+	 * queue drained to a quarter, a busy node no longer busy); the node
+	 * then asks again. A later call before fn came only replaces fn and
 	 * arg. If not, returns false and fn is not called. A source whose
 	 * input can wait where it is (a file; a socket that the kernel or the
 	 * peer buffers) asks before each read and pauses while it is true, so
 	 * that a slow consumer holds its packets back instead of dropping
-	 * them at its queue (queue-full). The host counts each wait in the
-	 * node's `paused` counter. fn is not called once the node has
-	 * finished (finished(), or stop() returned anything but -EINPROGRESS). */
+	 * them (queue-full, or the consumer's own reason). The host counts
+	 * each wait in the node's `paused` counter. fn is not called once the
+	 * node has finished (finished(), or stop() returned anything but
+	 * -EINPROGRESS). */
 	bool (*downstream_wait)(struct pp_node *node, pp_timer_fn fn, void *arg);
+	/* The other side of downstream_wait (appended; PP_HOST_HAS(host,
+	 * set_busy)): this node takes no more for now (busy true: a socket
+	 * whose queue is full), so nodes whose batches reach it wait as for a
+	 * full queue; set_busy(node, false) when it takes more again wakes
+	 * them. Call it on the node's own thread. A node that finishes is no
+	 * longer busy. */
+	void (*set_busy)(struct pp_node *node, bool busy);
 };
 
 /* ------------------------------------------------------------------ */

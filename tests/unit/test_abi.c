@@ -96,7 +96,7 @@ TEST(struct_layouts_are_pinned)
 	PIN_SIZE(pp_log_limit, 16);
 	PIN(pp_log_limit, next_ns, 0);
 	PIN(pp_log_limit, suppressed, 8);
-	PIN_SIZE(pp_host, 224);
+	PIN_SIZE(pp_host, 232);
 	PIN(pp_host, abi_version, 0);
 	PIN(pp_host, struct_size, 4);
 	PIN(pp_host, log, 8);
@@ -126,6 +126,7 @@ TEST(struct_layouts_are_pinned)
 	PIN(pp_host, packet_wrap, 200);
 	PIN(pp_host, packet_keep, 208);
 	PIN(pp_host, downstream_wait, 216);
+	PIN(pp_host, set_busy, 224);
 	PIN_SIZE(pp_plugin, 120);
 	PIN(pp_plugin, abi_version, 0);
 	PIN(pp_plugin, struct_size, 4);
