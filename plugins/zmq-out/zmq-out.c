@@ -5,6 +5,9 @@
  * Nothing here ever waits for the network: every send is ZMQ_DONTWAIT, and
  * a message libzmq will not queue (sndhwm reached: the peer is slow or
  * away) is dropped and counted under "hwm". libzmq reconnects by itself.
+ * With wait = yes the node instead tells the host it is busy once
+ * libzmq's queue is full (host->set_busy), so that the sources that can
+ * wait pause until it has room again.
  *
  * Sharding (shard = flow or addresses): one socket, with its own context,
  * per endpoint, and a symmetric flow hash (flowhash.c) picks each packet's
@@ -50,6 +53,10 @@
 #define ZOUT_MON_EVENT_LEN 6 /* u16 event, u32 value, in host byte order */
 #define ZOUT_MON_PER_TURN 64
 #define ZOUT_COUNTER_NAME 32
+/* wait = yes: messages an endpoint keeps while libzmq takes no more. The
+ * sources pause once it is full, so what still comes is the rest of one
+ * input batch: at most a message per packet. */
+#define ZOUT_HOLD_MAX PP_BATCH_MAX
 
 enum zout_socket { ZOUT_PUSH, ZOUT_PUB };
 enum zout_wire { ZOUT_NATIVE, ZOUT_LEGACY, ZOUT_LEGACY_RC };
@@ -63,6 +70,7 @@ struct zout_config {
 	bool failover;
 	uint64_t dead_after; /* ns */
 	int64_t sndhwm;
+	bool wait;
 	int wire; /* enum zout_wire */
 	int64_t batch_packets;
 	uint64_t batch_bytes;
@@ -102,6 +110,11 @@ static const struct pp_option zout_options[] = {
 	  .max = 100000000, .offset = offsetof(struct zout_config, sndhwm),
 	  .help = "messages queued (per endpoint with shard) while the peer is slow or away; beyond "
 		  "it packets are dropped (hwm)" },
+	{ .name = "wait", .type = PP_OPT_BOOL, .default_value = "no",
+	  .offset = offsetof(struct zout_config, wait),
+	  .help = "at sndhwm, hold back the sources that can wait (pcap-in, zmq-in, nflog) until "
+		  "libzmq takes more, instead of dropping (hwm); a peer that is away then holds them "
+		  "back too" },
 	{ .name = "wire", .type = PP_OPT_ENUM, .default_value = "native", .choices = zout_wires,
 	  .offset = offsetof(struct zout_config, wire),
 	  .help = "native frames, or nflog-zmq-pcap-pipe's legacy or legacy-rc (raw IP only)" },
@@ -131,6 +144,11 @@ static const struct pp_option zout_options[] = {
 
 struct zout;
 
+struct zout_held {
+	zmq_msg_t msg;
+	uint64_t packets, bytes;
+};
+
 /* One socket: every endpoint without sharding, one endpoint with. */
 struct zout_ep {
 	struct zout *s;
@@ -149,6 +167,13 @@ struct zout_ep {
 	size_t pending_len; /* bytes of its records */
 	uint64_t pending_bytes; /* caplen of its packets, for delivered() */
 	struct pp_timer *timer;
+	/* wait = yes: libzmq takes no more or messages wait in the hold
+	 * (full), the watch of ZMQ_FD that tells when it takes more, and the
+	 * hold: a ring of messages, in order, sent before any new one. */
+	bool full;
+	struct pp_watch *room_watch;
+	struct zout_held *hold;
+	uint32_t hold_head, hold_count;
 	/* Sharding: the socket monitor, and the timer that judges life. */
 	void *mon;
 	struct pp_watch *mon_watch;
@@ -173,6 +198,8 @@ struct zout {
 	uint32_t neps;
 	bool *dead; /* per endpoint: no connection for dead_after */
 	uint64_t held; /* packets in pending batches */
+	uint32_t nfull; /* endpoints that are full: the node is busy */
+	bool stopping; /* stop() waits for the holds to empty */
 	/* Stopping: the thread that waits out the linger. */
 	pthread_t term_thread;
 	bool term_running;
@@ -184,6 +211,16 @@ static int zout_validate(const void *config, char *err, size_t errlen)
 {
 	const struct zout_config *cfg = config;
 
+	if (cfg->wait && cfg->socket != ZOUT_PUSH) {
+		snprintf(err, errlen, "wait = yes needs socket = push: a pub socket drops at its "
+				      "sndhwm by itself and never says it is full");
+		return -EINVAL;
+	}
+	if (cfg->failover && cfg->wait) {
+		snprintf(err, errlen, "wait = yes would hold the sources back for a dead endpoint, "
+				      "which failover is there to route around");
+		return -EINVAL;
+	}
 	if (cfg->failover && cfg->shard == ZOUT_SHARD_NONE) {
 		snprintf(err, errlen, "failover moves flows between endpoints: it needs shard = flow "
 				      "or addresses");
@@ -348,7 +385,9 @@ static int zout_ep_init(struct zout *s, struct zout_ep *e, uint32_t i)
 					.flags = zout_flags(s->cfg) };
 	e->label = zout_label(s->cfg, i);
 	e->timer = s->host->timer_new(s->node, zout_batch_due, e);
-	if (!e->label || !e->timer)
+	if (s->cfg->wait)
+		e->hold = calloc(ZOUT_HOLD_MAX, sizeof(*e->hold));
+	if (!e->label || !e->timer || (s->cfg->wait && !e->hold))
 		return -ENOMEM;
 	return s->cfg->shard == ZOUT_SHARD_NONE ? 0 : zout_ep_counters(e);
 }
@@ -361,6 +400,8 @@ static void zout_ep_free(struct zout_ep *e)
 	e->timer = NULL;
 	free(e->buf);
 	e->buf = NULL;
+	free(e->hold);
+	e->hold = NULL;
 	free(e->label);
 }
 
@@ -536,7 +577,7 @@ static int zout_start(void *state)
 }
 
 /* ------------------------------------------------------------------ */
-/* Sending                                                              */
+/* Counting what is sent                                                */
 
 static void zout_count(pp_counter *c, uint64_t n)
 {
@@ -544,37 +585,200 @@ static void zout_count(pp_counter *c, uint64_t n)
 		pp_counter_add(c, n);
 }
 
-/* Hand msg to the endpoint's socket, never waiting; false if it was
- * dropped. packets/bytes: what it carries. */
-static bool zout_send(struct zout_ep *e, zmq_msg_t *msg, uint64_t packets, uint64_t bytes)
+/* A message libzmq took: packets/bytes are what it carries, size its
+ * length on the wire. */
+static void zout_sent(struct zout_ep *e, uint64_t packets, uint64_t bytes, size_t size)
 {
 	struct zout *s = e->s;
-	size_t size = zmq_msg_size(msg);
-	int err;
 
-	if (zmq_msg_send(msg, e->z.sock, ZMQ_DONTWAIT) >= 0) {
-		s->host->delivered(s->node, packets, bytes);
-		pp_counter_add(s->packets_sent, packets);
-		pp_counter_add(s->frames_sent, 1);
-		pp_counter_add(s->bytes_sent, size);
-		zout_count(e->packets_sent, packets);
-		zout_count(e->frames_sent, 1);
-		zout_count(e->bytes_sent, size);
-		return true;
-	}
-	err = zmq_errno();
-	zmq_msg_close(msg);
+	s->host->delivered(s->node, packets, bytes);
+	pp_counter_add(s->packets_sent, packets);
+	pp_counter_add(s->frames_sent, 1);
+	pp_counter_add(s->bytes_sent, size);
+	zout_count(e->packets_sent, packets);
+	zout_count(e->frames_sent, 1);
+	zout_count(e->bytes_sent, size);
+}
+
+static void zout_dropped(struct zout_ep *e, int err, uint64_t packets)
+{
+	struct zout *s = e->s;
+
 	if (err == EAGAIN) {
 		pp_counter_add(s->drop_hwm, packets);
 		zout_count(e->dropped_hwm, packets);
 		s->host->log_limited(s->node, &e->hwm_limit, PP_LOG_WARNING,
 				     "%speer slow or away: %lld messages queued (sndhwm); dropping",
 				     e->label, (long long)s->cfg->sndhwm);
-		return false;
+		return;
 	}
 	pp_counter_add(s->drop_error, packets);
 	s->host->log_limited(s->node, &s->error_limit, PP_LOG_ERROR, "%szmq_send: %s; dropping",
 			     e->label, zmq_strerror(err));
+}
+
+/* ------------------------------------------------------------------ */
+/* Waiting for room (wait = yes)                                        */
+
+/* While an endpoint is full, the node tells the host it is busy, so that
+ * the sources that can wait pause instead of having it drop. */
+static void zout_room_event(void *arg, int fd, unsigned events);
+
+/* false without a watch on ZMQ_FD: nothing would say when room came back,
+ * so the endpoint drops at sndhwm as with wait = no. */
+static bool zout_ep_full(struct zout_ep *e)
+{
+	struct zout *s = e->s;
+	int fd;
+
+	if (!e->room_watch && zsock_fd(&e->z, &fd) == 0)
+		e->room_watch = s->host->watch_fd(s->node, fd, PP_WATCH_READ | PP_WATCH_EDGE,
+						  zout_room_event, e);
+	if (!e->room_watch)
+		return false;
+	if (!e->full && s->nfull++ == 0)
+		s->host->set_busy(s->node, true);
+	e->full = true;
+	return true;
+}
+
+static void zout_ep_room(struct zout_ep *e)
+{
+	struct zout *s = e->s;
+
+	if (!e->full)
+		return;
+	e->full = false;
+	if (--s->nfull == 0)
+		s->host->set_busy(s->node, false);
+}
+
+static void zout_held_packets(struct zout *s, int64_t delta)
+{
+	s->held += (uint64_t)delta;
+	pp_counter_set(&s->stats->packets_held, s->held);
+}
+
+/* Keep msg (moved) behind what the hold has; false if it may not. */
+static bool zout_hold(struct zout_ep *e, zmq_msg_t *msg, uint64_t packets, uint64_t bytes)
+{
+	struct zout_held *h;
+
+	if (!e->s->cfg->wait || !PP_HOST_HAS(e->s->host, set_busy) || !e->hold ||
+	    e->hold_count == ZOUT_HOLD_MAX || !zout_ep_full(e))
+		return false;
+	h = &e->hold[(e->hold_head + e->hold_count++) % ZOUT_HOLD_MAX];
+	zmq_msg_init(&h->msg);
+	zmq_msg_move(&h->msg, msg);
+	h->packets = packets;
+	h->bytes = bytes;
+	zout_held_packets(e->s, (int64_t)packets);
+	return true;
+}
+
+/* Send what the hold keeps, in order, until libzmq refuses one. Returns
+ * how many left the hold. */
+static uint32_t zout_hold_send(struct zout_ep *e)
+{
+	uint32_t before = e->hold_count;
+
+	while (e->hold_count) {
+		struct zout_held *h = &e->hold[e->hold_head];
+		size_t size = zmq_msg_size(&h->msg);
+
+		if (zmq_msg_send(&h->msg, e->z.sock, ZMQ_DONTWAIT) >= 0) {
+			zout_sent(e, h->packets, h->bytes, size);
+		} else if (zmq_errno() == EAGAIN) {
+			break;
+		} else {
+			zout_dropped(e, zmq_errno(), h->packets);
+			zmq_msg_close(&h->msg);
+		}
+		zout_held_packets(e->s, -(int64_t)h->packets);
+		e->hold_head = (e->hold_head + 1) % ZOUT_HOLD_MAX;
+		e->hold_count--;
+	}
+	return before - e->hold_count;
+}
+
+/* Drop what the hold keeps: the node stops without room for it. */
+static void zout_hold_drop(struct zout_ep *e)
+{
+	for (; e->hold_count; e->hold_count--) {
+		struct zout_held *h = &e->hold[e->hold_head];
+
+		pp_counter_add(e->s->drop_stopped, h->packets);
+		zout_held_packets(e->s, -(int64_t)h->packets);
+		zmq_msg_close(&h->msg);
+		e->hold_head = (e->hold_head + 1) % ZOUT_HOLD_MAX;
+	}
+}
+
+static bool zout_holding(const struct zout *s)
+{
+	for (uint32_t i = 0; i < s->neps; i++)
+		if (s->eps[i].hold_count)
+			return true;
+	return false;
+}
+
+static void zout_stop_now(struct zout *s);
+
+/* After every send and every ZMQ_FD event: send what is held while there
+ * is room, then say whether there is. ZMQ_EVENTS comes first each time:
+ * it takes in libzmq's pending commands (a send may leave them), among
+ * them the one that gives room back, and with it the edge of ZMQ_FD; so
+ * its answer must be acted on now, as no new event will repeat it. */
+static void zout_check_room(struct zout_ep *e)
+{
+	struct zout *s = e->s;
+	int ev;
+
+	if (!s->cfg->wait || !PP_HOST_HAS(s->host, set_busy))
+		return;
+	do
+		ev = zsock_events(&e->z);
+	while ((ev & ZMQ_POLLOUT) && e->hold_count && zout_hold_send(e));
+	if (e->hold_count || !(ev & ZMQ_POLLOUT))
+		zout_ep_full(e);
+	else
+		zout_ep_room(e);
+	if (s->stopping && !zout_holding(s))
+		zout_stop_now(s);
+}
+
+static void zout_room_event(void *arg, int fd, unsigned events)
+{
+	(void)fd;
+	(void)events;
+	zout_check_room(arg);
+}
+
+/* ------------------------------------------------------------------ */
+/* Sending                                                              */
+
+/* Hand msg to the endpoint's socket, never waiting: false if it was
+ * dropped. Behind held messages, or refused with wait = yes, it is held.
+ * packets/bytes: what it carries. */
+static bool zout_send(struct zout_ep *e, zmq_msg_t *msg, uint64_t packets, uint64_t bytes)
+{
+	size_t size = zmq_msg_size(msg);
+	int err = EAGAIN;
+
+	if (!e->hold_count) {
+		if (zmq_msg_send(msg, e->z.sock, ZMQ_DONTWAIT) >= 0) {
+			zout_sent(e, packets, bytes, size);
+			zout_check_room(e);
+			return true;
+		}
+		err = zmq_errno();
+	}
+	if (err == EAGAIN && zout_hold(e, msg, packets, bytes)) {
+		zout_check_room(e);
+		return true;
+	}
+	zmq_msg_close(msg);
+	zout_dropped(e, err, packets);
 	return false;
 }
 
@@ -953,17 +1157,20 @@ inline_term:
 	return 0;
 }
 
-static int zout_stop(void *state)
+/* Close the sockets, letting libzmq send what it queued for linger. */
+static int zout_close_sockets(struct zout *s)
 {
-	struct zout *s = state;
 	uint64_t linger_ms = s->cfg->linger / ZOUT_NS_PER_MS;
 
-	zout_flush_all(s);
 	for (uint32_t i = 0; i < s->neps; i++) {
 		struct zout_ep *e = &s->eps[i];
 
 		s->host->timer_free(e->timer);
 		e->timer = NULL;
+		if (e->room_watch)
+			s->host->unwatch(e->room_watch);
+		e->room_watch = NULL;
+		zout_ep_room(e);
 		zout_monitor_close(e);
 		zsock_close(&e->z, (int)linger_ms);
 	}
@@ -972,6 +1179,30 @@ static int zout_stop(void *state)
 		return 0;
 	}
 	return zout_linger(s);
+}
+
+/* The holds are empty: stop() goes on from where it waited. */
+static void zout_stop_now(struct zout *s)
+{
+	s->stopping = false;
+	if (zout_close_sockets(s) == 0)
+		s->host->finished(s->node, 0);
+}
+
+/* With wait = yes, what the holds keep goes out first: the room events
+ * finish the stop (zout_check_room()), within the host's drain deadline. */
+static int zout_stop(void *state)
+{
+	struct zout *s = state;
+
+	zout_flush_all(s);
+	if (zout_holding(s)) {
+		for (uint32_t i = 0; i < s->neps; i++)
+			s->host->timer_disarm(s->eps[i].timer);
+		s->stopping = true;
+		return -EINPROGRESS;
+	}
+	return zout_close_sockets(s);
 }
 
 /* close() without stop() (a failed start): what is pending was never
@@ -986,6 +1217,8 @@ static void zout_close(void *state)
 		struct zout_ep *e = &s->eps[i];
 
 		zout_monitor_close(e);
+		if (e->hold)
+			zout_hold_drop(e);
 		zsock_term(&e->z);
 		pp_counter_add(s->drop_stopped, e->npending);
 		zout_ep_free(e);

@@ -17,15 +17,20 @@ need_plugins pcap-in zmq-in zmq-out nflog || finish_if_failed
 [ "$(id -u)" = 0 ] || fail "needs root: a network namespace and an NFLOG rule"
 finish_if_failed
 
-# RECORDS raw IPv4 packets of 200 bytes.
-python3 - "$TMP/in.pcap" "$RECORDS" <<'PY'
-import struct, sys
-with open(sys.argv[1], "wb") as f:
-    f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 101))
-    for i in range(int(sys.argv[2])):
-        d = bytes([0x45, 0, 0, 200]) + i.to_bytes(4, "big") + bytes(192)
-        f.write(struct.pack("<IIII", i, 0, len(d), len(d)) + d)
-PY
+# FILE COUNT SIZE: COUNT raw IPv4 packets of SIZE bytes.
+mkpcap() {
+	python3 - "$@" <<-'PY'
+	import struct, sys
+	size = int(sys.argv[3])
+	with open(sys.argv[1], "wb") as f:
+	    f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 101))
+	    for i in range(int(sys.argv[2])):
+	        d = bytes([0x45, 0, size >> 8, size & 255]) + i.to_bytes(4, "big") + bytes(size - 8)
+	        f.write(struct.pack("<IIII", i, 0, len(d), len(d)) + d)
+	PY
+}
+mkpcap "$TMP/in.pcap" $RECORDS 200
+mkpcap "$TMP/big.pcap" $RECORDS 1400
 
 # A slow consumer section: NAME INPUT [DELAY [QUEUE]].
 slow() {
@@ -112,6 +117,51 @@ wait_snapshot rx 30 -ge $RECORDS stat "$TMP/rx.json" sink packets_in ||
 stop rx TERM 15
 lossless rx sink $RECORDS
 paused rx in
+
+# ---- zmq-out wait = yes: a full libzmq queue holds pcap-in back too ----
+# One message in libzmq's queue on each side (sndhwm, rcvhwm = 1), 28 MB
+# to send to a slow consumer: without wait, zmq-out drops at sndhwm.
+zmq_wait() { # NAME yes|no
+	{ printf '[in]\nplugin = zmq-in\nendpoint = tcp://127.0.0.1:*\nrcvhwm = 1\n\n'; slow sink in 1ms 20; } \
+		>"$TMP/$1-rx.ini"
+	start "$1-rx" "$TMP/$1-rx.ini" "${P[@]}" -v
+	wait_bound "$TMP/$1-rx.err" || fail "$1: not bound: $(tail -n 3 "$TMP/$1-rx.err")"
+	port=$(bound_port "$TMP/$1-rx.err" in)
+	{ printf '[src]\nplugin = pcap-in\npath = %s\n\n' "$TMP/big.pcap"
+	  printf '[z]\nplugin = zmq-out\ninput = src\nendpoint = tcp://127.0.0.1:%s\nsndhwm = 1\n' "$port"
+	  printf 'batch_packets = 64\nwait = %s\nlinger = 30s\n' "$2"; } >"$TMP/$1-tx.ini"
+	run_graph "$1-tx" 120
+	expect_eq "$1: sender exit" "$status" 0
+	expect_balanced "$1: sender" "$TMP/$1-tx.json"
+	sent=$(stat "$TMP/$1-tx.json" z packets_sent)
+	wait_snapshot "$1-rx" 30 -ge "$sent" stat "$TMP/$1-rx.json" sink packets_in ||
+		fail "$1: the consumer took $(stat "$TMP/$1-rx.json" sink packets_in) of $sent sent"
+	stop "$1-rx" TERM 15
+	expect_eq "$1: receiver exit" "$status" 0
+	expect_balanced "$1: receiver" "$TMP/$1-rx.json"
+}
+zmq_wait nowait no
+hwm=$(stat "$TMP/nowait-tx.json" z dropped hwm)
+if [ "$hwm" -gt 0 ]; then ok; else fail "nowait: zmq-out dropped nothing at sndhwm ($hwm): no test"; fi
+zmq_wait wait yes
+expect_eq "wait: hwm drops" "$(stat "$TMP/wait-tx.json" z dropped hwm)" 0
+expect_eq "wait: sent" "$(stat "$TMP/wait-tx.json" z packets_sent)" $RECORDS
+expect_eq "wait: received" "$(stat "$TMP/wait-rx.json" sink packets_in)" $RECORDS
+paused wait-tx src
+paused wait-rx in
+
+check() { # check "zmq-out keys": --check's exit status and stderr in $status, $err
+	printf '[src]\nplugin = pcap-in\npath = %s\n\n[z]\nplugin = zmq-out\ninput = src\n%b\n' \
+		"$TMP/in.pcap" "$1" >"$TMP/check.ini"
+	err=$("$PKTPIPE" -c "$TMP/check.ini" --check 2>&1 >/dev/null)
+	status=$?
+}
+check "endpoint = tcp://127.0.0.1:1\nsocket = pub\nwait = yes"
+expect_eq "wait with pub: exit" "$status" 2
+expect_contains "wait with pub" "$err" "wait = yes needs socket = push"
+check "endpoint = tcp://127.0.0.1:1, tcp://127.0.0.1:2\nshard = flow\nfailover = yes\nwait = yes"
+expect_eq "wait with failover: exit" "$status" 2
+expect_contains "wait with failover" "$err" "wait = yes would hold the sources back for a dead endpoint"
 
 # ---- nflog waits: the kernel's socket buffer holds the packets ----
 new_ns "ppbp-$$"
