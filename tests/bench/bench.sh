@@ -209,16 +209,19 @@ row1() {
 # Row 2: the ZeroMQ path against raw libzmq                           #
 
 # zmq_once FILE PACKETS SIZE: seconds from starting the sender until the
-# receiver's file is complete, or nothing if packets went missing.
+# receiver's file is complete, or nothing if packets went missing. A file
+# replay as it is best configured: zmq-out waits at sndhwm (wait = yes),
+# so pcap-in keeps pace with the receiver and nothing is dropped, and both
+# libzmq queues stay short (4 messages), so their buffers stay warm.
 zmq_once() {
 	local file=$1 n=$2 size=$3 port line until
 	rm -f "$TMP/zrx.pcap" "$TMP/zrx.json"
-	printf '[in]\nplugin = zmq-in\nendpoint = tcp://127.0.0.1:*\n\n[out]\nplugin = pcap-out\ninput = in\npath = %s\nflush = 1ms\n' \
+	printf '[in]\nplugin = zmq-in\nendpoint = tcp://127.0.0.1:*\nrcvhwm = 4\n\n[out]\nplugin = pcap-out\ninput = in\npath = %s\nflush = 1ms\n' \
 		"$TMP/zrx.pcap" >"$TMP/zrx.ini"
 	start zrx "$TMP/zrx.ini"
 	wait_bound "$TMP/zrx.err" 1 10
 	port=$(bound_port "$TMP/zrx.err" in)
-	printf '[in]\nplugin = pcap-in\npath = %s\n\n[out]\nplugin = zmq-out\ninput = in\nendpoint = tcp://127.0.0.1:%s\nsndhwm = 100000\n' \
+	printf '[in]\nplugin = pcap-in\npath = %s\n\n[out]\nplugin = zmq-out\ninput = in\nendpoint = tcp://127.0.0.1:%s\nsndhwm = 4\nwait = yes\n' \
 		"$file" "$port" >"$TMP/ztx.ini"
 	line=$("$RT" -t 60 -w "$TMP/zrx.pcap" $((24 + n * (16 + size))) -- \
 		"$PKTPIPE" -q -c "$TMP/ztx.ini")
@@ -262,8 +265,8 @@ row_zmq() { # ID SIZE FILE PACKETS GOAL
 		"$(mpps "$b") Mmsg/s (raw PUSH/PULL, 1 msg/packet)" "$(fmt "$r")x" ">= ${goal}x raw zmq" \
 		"$(yesno "$r >= $goal")"
 	cmds "$id" "build/bench/mkpcap raw $n $size IN" \
-		"pktpipe -c rx.ini &   # [in] zmq-in endpoint = tcp://127.0.0.1:PORT; [out] pcap-out input = in, path = OUT, flush = 1ms" \
-		"build/bench/runtime -w OUT $((24 + n * (16 + size))) -- pktpipe -c tx.ini   # [in] pcap-in path = IN; [out] zmq-out endpoint = tcp://127.0.0.1:PORT, sndhwm = 100000; 'until' = end to end" \
+		"pktpipe -c rx.ini &   # [in] zmq-in endpoint = tcp://127.0.0.1:PORT, rcvhwm = 4; [out] pcap-out input = in, path = OUT, flush = 1ms" \
+		"build/bench/runtime -w OUT $((24 + n * (16 + size))) -- pktpipe -c tx.ini   # [in] pcap-in path = IN; [out] zmq-out endpoint = tcp://127.0.0.1:PORT, sndhwm = 4, wait = yes; 'until' = end to end" \
 		"build/bench/rawzmq IN 'tcp://127.0.0.1:*'"
 }
 
