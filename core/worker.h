@@ -35,7 +35,7 @@ bool pp_on_main_thread(void);
 void pp_deliver_remote(struct pp_node *n, struct pp_batch *b, uint64_t packets, uint64_t bytes);
 /* host->downstream_wait(): whether a queue n's batches reach on another
  * thread is three quarters full; then fn(arg) is called on n's thread once
- * every such queue has drained to a quarter (backpressure for sources that
+ * such a queue has drained a sixteenth below that (backpressure for sources that
  * can leave their input waiting). */
 bool pp_downstream_wait(struct pp_node *n, pp_timer_fn fn, void *arg);
 /* host->set_busy(): n takes no more for now (busy), or again. */

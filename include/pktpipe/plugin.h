@@ -391,7 +391,8 @@ struct pp_host {
 	 * thread (`thread = yes`) and its queue is three quarters full, or it
 	 * said it is busy (set_busy). If so, returns true and calls fn(arg)
 	 * once, on this node's thread, when such a node takes more again (a
-	 * queue drained to a quarter, a busy node no longer busy); the node
+	 * queue drained a sixteenth below that mark, a busy node no longer
+	 * busy); the node
 	 * then asks again. A later call before fn came only replaces fn and
 	 * arg. If not, returns false and fn is not called. A source whose
 	 * input can wait where it is (a file; a socket that the kernel or the
