@@ -326,6 +326,13 @@ nsx() { ip netns exec "$NS" "$@"; }
 # ------------------------------------------------------------------ #
 # Graphs and their output                                             #
 
+# check_ini INI [ARGS...]: pktpipe -c INI --check ARGS...; its exit status
+# in $status, its stderr in $err.
+check_ini() {
+	err=$("$PKTPIPE" -c "$1" --check "${@:2}" 2>&1 >/dev/null)
+	status=$?
+}
+
 # run_graph NAME [SECONDS [ARGS...]]: pktpipe -c $TMP/NAME.ini ARGS... to its
 # end, at most SECONDS (default 120); stats in $TMP/NAME.json, stderr in
 # $TMP/NAME.err; its exit status in $status, and returned.

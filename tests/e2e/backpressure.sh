@@ -153,8 +153,7 @@ paused wait-rx in
 check() { # check "zmq-out keys": --check's exit status and stderr in $status, $err
 	printf '[src]\nplugin = pcap-in\npath = %s\n\n[z]\nplugin = zmq-out\ninput = src\n%b\n' \
 		"$TMP/in.pcap" "$1" >"$TMP/check.ini"
-	err=$("$PKTPIPE" -c "$TMP/check.ini" --check 2>&1 >/dev/null)
-	status=$?
+	check_ini "$TMP/check.ini"
 }
 check "endpoint = tcp://127.0.0.1:1\nsocket = pub\nwait = yes"
 expect_eq "wait with pub: exit" "$status" 2

@@ -520,8 +520,7 @@ sanitizer_clean "pcap-in on a FIFO" "$TMP"/{silent,slow,ng,cut,huge}.err
 
 check() { # check "pcap-out keys": --check's status and stderr
 	graph chk "" "path = $TMP/x.pcap\n$1"
-	err=$("$PKTPIPE" -c "$TMP/chk.ini" --check 2>&1 >/dev/null)
-	status=$?
+	check_ini "$TMP/chk.ini"
 }
 check "rotate_count = 3"
 expect_eq "check rotate_count alone: exit" "$status" 2
