@@ -736,9 +736,9 @@ static void zout_check_room(struct zout_ep *e)
 
 	if (!s->cfg->wait || !PP_HOST_HAS(s->host, set_busy))
 		return;
-	do
+	ev = zsock_events(&e->z);
+	while ((ev & ZMQ_POLLOUT) && e->hold_count && zout_hold_send(e))
 		ev = zsock_events(&e->z);
-	while ((ev & ZMQ_POLLOUT) && e->hold_count && zout_hold_send(e));
 	if (e->hold_count || !(ev & ZMQ_POLLOUT))
 		zout_ep_full(e);
 	else
