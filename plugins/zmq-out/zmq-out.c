@@ -167,9 +167,10 @@ struct zout_ep {
 	size_t pending_len; /* bytes of its records */
 	uint64_t pending_bytes; /* caplen of its packets, for delivered() */
 	struct pp_timer *timer;
-	/* wait = yes: libzmq takes no more or messages wait in the hold
-	 * (full), the watch of ZMQ_FD that tells when it takes more, and the
-	 * hold: a ring of messages, in order, sent before any new one. */
+	/* wait = yes (with a host that has set_busy; else hold is NULL):
+	 * libzmq takes no more or messages wait in the hold (full), the watch
+	 * of ZMQ_FD that tells when it takes more, and the hold: a ring of
+	 * messages, in order, sent before any new one. */
 	bool full;
 	struct pp_watch *room_watch;
 	struct zout_held *hold;
@@ -380,14 +381,16 @@ static void zout_batch_due(void *arg);
 /* Everything an endpoint needs but its socket; undone by zout_ep_free. */
 static int zout_ep_init(struct zout *s, struct zout_ep *e, uint32_t i)
 {
+	bool waits = s->cfg->wait && PP_HOST_HAS(s->host, set_busy);
+
 	*e = (struct zout_ep){ .s = s, .index = i };
 	e->head = (struct wire_header){ .sender = frame_sender_id(s->host),
 					.flags = zout_flags(s->cfg) };
 	e->label = zout_label(s->cfg, i);
 	e->timer = s->host->timer_new(s->node, zout_batch_due, e);
-	if (s->cfg->wait)
+	if (waits)
 		e->hold = calloc(ZOUT_HOLD_MAX, sizeof(*e->hold));
-	if (!e->label || !e->timer || (s->cfg->wait && !e->hold))
+	if (!e->label || !e->timer || (waits && !e->hold))
 		return -ENOMEM;
 	return s->cfg->shard == ZOUT_SHARD_NONE ? 0 : zout_ep_counters(e);
 }
@@ -664,8 +667,7 @@ static bool zout_hold(struct zout_ep *e, zmq_msg_t *msg, uint64_t packets, uint6
 {
 	struct zout_held *h;
 
-	if (!e->s->cfg->wait || !PP_HOST_HAS(e->s->host, set_busy) || !e->hold ||
-	    e->hold_count == ZOUT_HOLD_MAX || !zout_ep_full(e))
+	if (!e->hold || e->hold_count == ZOUT_HOLD_MAX || !zout_ep_full(e))
 		return false;
 	h = &e->hold[(e->hold_head + e->hold_count++) % ZOUT_HOLD_MAX];
 	zmq_msg_init(&h->msg);
@@ -674,6 +676,14 @@ static bool zout_hold(struct zout_ep *e, zmq_msg_t *msg, uint64_t packets, uint6
 	h->bytes = bytes;
 	zout_held_packets(e->s, (int64_t)packets);
 	return true;
+}
+
+/* The oldest held message has left (its msg sent or closed). */
+static void zout_hold_pop(struct zout_ep *e)
+{
+	zout_held_packets(e->s, -(int64_t)e->hold[e->hold_head].packets);
+	e->hold_head = (e->hold_head + 1) % ZOUT_HOLD_MAX;
+	e->hold_count--;
 }
 
 /* Send what the hold keeps, in order, until libzmq refuses one. Returns
@@ -694,9 +704,7 @@ static uint32_t zout_hold_send(struct zout_ep *e)
 			zout_dropped(e, zmq_errno(), h->packets);
 			zmq_msg_close(&h->msg);
 		}
-		zout_held_packets(e->s, -(int64_t)h->packets);
-		e->hold_head = (e->hold_head + 1) % ZOUT_HOLD_MAX;
-		e->hold_count--;
+		zout_hold_pop(e);
 	}
 	return before - e->hold_count;
 }
@@ -704,13 +712,12 @@ static uint32_t zout_hold_send(struct zout_ep *e)
 /* Drop what the hold keeps: the node stops without room for it. */
 static void zout_hold_drop(struct zout_ep *e)
 {
-	for (; e->hold_count; e->hold_count--) {
+	while (e->hold_count) {
 		struct zout_held *h = &e->hold[e->hold_head];
 
 		pp_counter_add(e->s->drop_stopped, h->packets);
-		zout_held_packets(e->s, -(int64_t)h->packets);
 		zmq_msg_close(&h->msg);
-		e->hold_head = (e->hold_head + 1) % ZOUT_HOLD_MAX;
+		zout_hold_pop(e);
 	}
 }
 
@@ -734,7 +741,7 @@ static void zout_check_room(struct zout_ep *e)
 	struct zout *s = e->s;
 	int ev;
 
-	if (!s->cfg->wait || !PP_HOST_HAS(s->host, set_busy))
+	if (!e->hold)
 		return;
 	ev = zsock_events(&e->z);
 	while ((ev & ZMQ_POLLOUT) && e->hold_count && zout_hold_send(e))
@@ -1197,8 +1204,6 @@ static int zout_stop(void *state)
 
 	zout_flush_all(s);
 	if (zout_holding(s)) {
-		for (uint32_t i = 0; i < s->neps; i++)
-			s->host->timer_disarm(s->eps[i].timer);
 		s->stopping = true;
 		return -EINPROGRESS;
 	}
@@ -1217,8 +1222,7 @@ static void zout_close(void *state)
 		struct zout_ep *e = &s->eps[i];
 
 		zout_monitor_close(e);
-		if (e->hold)
-			zout_hold_drop(e);
+		zout_hold_drop(e);
 		zsock_term(&e->z);
 		pp_counter_add(s->drop_stopped, e->npending);
 		zout_ep_free(e);
