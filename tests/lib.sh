@@ -319,6 +319,10 @@ new_ns() {
 	ip -n "$1" link set lo up
 }
 
+# nflog_bound GROUP: whether the nfnetlink_log of namespace $NS has a
+# reader on GROUP.
+nflog_bound() { nsx awk -v g="$1" '$1 == g { f = 1 } END { exit !f }' /proc/net/netfilter/nfnetlink_log; }
+
 # nsx COMMAND...: COMMAND in the namespace $NS. Not for the background
 # ($! would be a subshell): spawn NAME ip netns exec "$NS" COMMAND... .
 nsx() { ip netns exec "$NS" "$@"; }

@@ -281,7 +281,6 @@ row2() {
 GROUP=7
 ULOGD_LIB=
 
-group_bound() { nsx awk -v g="$GROUP" '$1 == g { f = 1 } END { exit !f }' /proc/net/netfilter/nfnetlink_log; }
 rule_packets() { nsx iptables -L OUTPUT -v -x -n | awk '/NFLOG/ { s += $1 } END { print s + 0 }'; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
@@ -362,7 +361,7 @@ nflog_once() {
 			>/dev/null
 	fi
 	pid=${PIDS[nflog]}
-	wait_for 10 group_bound || { kill -9 "$pid"; return 1; }
+	wait_for 10 nflog_bound "$GROUP" || { kill -9 "$pid"; return 1; }
 	c0=$(cpu_ticks "$pid")
 	nsx "$BUILD/tools/nflog-udp" -t "$FLOOD" -s "$size" >/dev/null || { kill -9 "$pid"; return 1; }
 	# The kernel's last batches (qtimeout: pktpipe 100 ms, ulogd the

@@ -26,15 +26,12 @@ mkdir -m 777 "$TMP/nobody"
 
 # ---- helpers ----
 
-# Whether the namespace's nfnetlink_log has a reader on group $1.
-bound() { nsx awk -v g="$1" '$1 == g { f = 1 } END { exit !f }' /proc/net/netfilter/nfnetlink_log; }
-
 # nflog_start NAME INI GROUP: pktpipe spawned as NAME in $NS, until the
 # group is bound. Its stats go to $TMP/NAME.json (STATS=FILE: there). Ended
 # with stop NAME TERM 15 (not killed in time: exit status 137).
 nflog_start() {
 	spawn "$1" ip netns exec "$NS" "$PKTPIPE" -c "$2" --stats-json "${STATS:-$TMP/$1.json}" >/dev/null
-	wait_for 10 bound "$3" || fail "$1: group $3 not bound within 10 s: $(cat "$TMP/$1.err")"
+	wait_for 10 nflog_bound "$3" || fail "$1: group $3 not bound within 10 s: $(cat "$TMP/$1.err")"
 }
 
 # Packets the namespace's NFLOG rules matched, IPv4 and IPv6 together.
@@ -172,7 +169,7 @@ err=$(timeout 20 ip netns exec "$NS" "$PKTPIPE" -c "$TMP/second.ini" 2>&1 >/dev/
 expect_eq "busy group: exit" "$?" 1
 expect_contains "busy group: names the group" "$err" "group 21 is already bound by another process (netlink port "
 expect_contains "busy group: names the reader" "$err" "'pktpipe')"
-if bound 21 && ! bound 20; then ok; else fail "busy group: the first reader lost its group, or 20 stayed bound"; fi
+if nflog_bound 21 && ! nflog_bound 20; then ok; else fail "busy group: the first reader lost its group, or 20 stayed bound"; fi
 stop first TERM 15
 expect_eq "busy group: the first reader exits 0" "$status" 0
 
