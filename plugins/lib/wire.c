@@ -110,6 +110,9 @@ static size_t meta_len(const struct pp_meta *m)
 
 static uint8_t *meta_put(uint8_t *p, const struct pp_meta *m)
 {
+	/* As in meta_len(): most packets carry none. */
+	if (!m->flags)
+		return p;
 	for (size_t i = 0; i < META_FIELDS; i++) {
 		const struct meta_field *f = &meta_fields[i];
 		const char *field = (const char *)m + f->offset;
