@@ -128,23 +128,40 @@ static int out_grow(void **p, size_t *cap, size_t want, size_t unit, size_t firs
 	return 0;
 }
 
-/* Room for len more bytes and one more record; moves before it grows. */
-static int out_reserve(struct out *o, size_t len)
+/* Room for len more bytes and nrec more records; moves before it grows. */
+static int out_reserve(struct out *o, size_t len, size_t nrec)
 {
 	if (o->tail + len > o->cap && o->head) {
 		memmove(o->buf, o->buf + o->head, out_pending(o));
 		o->tail -= o->head;
 		o->head = 0;
 	}
-	if (o->qtail == o->qcap && o->qhead) {
+	if (o->qtail + nrec > o->qcap && o->qhead) {
 		memmove(o->q, o->q + o->qhead, out_queued(o) * sizeof(*o->q));
 		o->qtail -= o->qhead;
 		o->qhead = 0;
 	}
 	if (out_grow((void **)&o->buf, &o->cap, o->tail + len, 1, OUT_WRITE_MIN) < 0 ||
-	    out_grow((void **)&o->q, &o->qcap, o->qtail + 1, sizeof(*o->q), 256) < 0)
+	    out_grow((void **)&o->q, &o->qcap, o->qtail + nrec, sizeof(*o->q), 256) < 0)
 		return -ENOMEM;
 	return 0;
+}
+
+/* A whole record into reserved room, and its entry into the queue. */
+static void out_copy(struct out *o, const struct out_rec *r, bool ctl)
+{
+	uint8_t *at = o->buf + o->tail;
+
+	memcpy(at, r->head, r->head_len);
+	if (r->body_len)
+		memcpy(at + r->head_len, r->body, r->body_len);
+	if (r->tail_len)
+		memcpy(at + r->head_len + r->body_len, r->tail, r->tail_len);
+	o->tail += out_rec_len(r);
+	o->q[o->qtail++] = (struct out_pend){ .len = out_rec_len(r),
+					      .bytes = ctl ? 0 : r->body_len,
+					      .ctl = ctl };
+	o->held += !ctl;
 }
 
 /* Queue a record, less its first skip bytes, which already went out: only
@@ -156,8 +173,12 @@ static int out_append(struct out *o, const struct out_rec *r, size_t skip, bool 
 				       { (void *)r->tail, r->tail_len } };
 	size_t s = skip;
 
-	if (out_reserve(o, out_rec_len(r) - skip) < 0)
+	if (out_reserve(o, out_rec_len(r) - skip, 1) < 0)
 		return -ENOMEM;
+	if (!skip) {
+		out_copy(o, r, ctl);
+		return 0;
+	}
 	for (int i = 0; i < 3; i++) {
 		if (s >= part[i].iov_len) {
 			s -= part[i].iov_len;
@@ -171,8 +192,18 @@ static int out_append(struct out *o, const struct out_rec *r, size_t skip, bool 
 					      .bytes = ctl ? 0 : r->body_len,
 					      .ctl = ctl };
 	o->held += !ctl;
-	if (skip)
-		o->done = skip;
+	o->done = skip;
+	return 0;
+}
+
+/* Queue n records of len bytes in all with one reservation: small records
+ * arrive a batch at a time and are buffered until OUT_WRITE_MIN. */
+static int out_append_all(struct out *o, const struct out_rec *r, size_t n, size_t len)
+{
+	if (out_reserve(o, len, n) < 0)
+		return -ENOMEM;
+	for (size_t k = 0; k < n; k++)
+		out_copy(o, &r[k], false);
 	return 0;
 }
 
@@ -973,6 +1004,9 @@ static void out_submit_chunk(struct out *o, const struct out_rec *r, size_t n)
 		bytes += out_rec_len(&r[k]);
 	if (eager && (bytes >= OUT_WRITE_MIN || !o->cfg.flush_ns))
 		i = out_write_direct(o, r, n);
+	else if (o->fd >= 0 && bytes <= o->cfg.limit &&
+		 out_append_all(o, r, n, bytes - out_pending(o)) == 0)
+		i = n;
 	for (; i < n; i++)
 		out_take(o, &r[i]);
 	if (out_writable(o) && !o->failed && (out_pending(o) >= OUT_WRITE_MIN || !o->cfg.flush_ns))
