@@ -93,13 +93,10 @@ static size_t meta_prefix_len(const struct pp_meta *m)
 	return nul ? (size_t)((const char *)nul - m->prefix) : PP_PREFIX_MAX - 1;
 }
 
-static size_t meta_len(const struct pp_meta *m)
+static size_t meta_len_tlvs(const struct pp_meta *m)
 {
 	size_t n = 0;
 
-	/* Most packets carry none: skip the table walk. */
-	if (!m->flags)
-		return 0;
 	for (size_t i = 0; i < META_FIELDS; i++)
 		if (m->flags & meta_fields[i].flag)
 			n += 2u + meta_fields[i].len;
@@ -108,9 +105,14 @@ static size_t meta_len(const struct pp_meta *m)
 	return n;
 }
 
+/* Most packets carry no metadata: they skip the table walk, inline. */
+static inline size_t meta_len(const struct pp_meta *m)
+{
+	return m->flags ? meta_len_tlvs(m) : 0;
+}
+
 static uint8_t *meta_put(uint8_t *p, const struct pp_meta *m)
 {
-	/* As in meta_len(): most packets carry none. */
 	if (!m->flags)
 		return p;
 	for (size_t i = 0; i < META_FIELDS; i++) {
@@ -183,16 +185,9 @@ static int meta_field_get(struct pp_meta *m, uint8_t type, const uint8_t *v, uin
 	return 0;
 }
 
-/* The TLVs p holds (len bytes) into m, or only checked when m is NULL.
- * Without TLVs (most records) only flags and the prefix's first byte are
- * set: the rest of struct pp_meta is read only where flags say. */
-static int meta_get(struct pp_meta *m, const uint8_t *p, size_t len)
+/* The TLVs p holds (len bytes) into m, or only checked when m is NULL. */
+static int meta_get_tlvs(struct pp_meta *m, const uint8_t *p, size_t len)
 {
-	if (m && !len) {
-		m->flags = 0;
-		m->prefix[0] = '\0';
-		return 0;
-	}
 	if (m)
 		memset(m, 0, sizeof(*m));
 	while (len) {
@@ -214,6 +209,18 @@ static int meta_get(struct pp_meta *m, const uint8_t *p, size_t len)
 		len -= vlen;
 	}
 	return 0;
+}
+
+/* Without TLVs (most records) only flags and the prefix's first byte are
+ * set, inline: the rest of struct pp_meta is read only where flags say. */
+static inline int meta_get(struct pp_meta *m, const uint8_t *p, size_t len)
+{
+	if (m && !len) {
+		m->flags = 0;
+		m->prefix[0] = '\0';
+		return 0;
+	}
+	return meta_get_tlvs(m, p, len);
 }
 
 /* ------------------------------------------------------------------ */
