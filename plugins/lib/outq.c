@@ -43,3 +43,9 @@ void outq_release(struct outq *q)
 		q->host->packet_unref(q->batch.pkts[i]);
 	q->batch.count = 0;
 }
+
+bool outq_wait(struct outq *q, void (*resume)(void *arg), void *arg)
+{
+	return PP_HOST_HAS(q->host, downstream_wait) &&
+	       q->host->downstream_wait(q->node, resume, arg);
+}

@@ -29,6 +29,10 @@ void outq_init(struct outq *q, struct pp_node *node, const struct pp_host *host)
 /* Queue p; owned: the reference is the caller's to give, else one is taken. */
 void outq_put(struct outq *q, struct pp_packet *p, bool owned);
 void outq_emit(struct outq *q);
+/* True while a node this one's batches reach takes no more for now (the
+ * host's downstream_wait): resume(arg) then runs once on this node's
+ * thread when it does. False with a host that cannot tell. */
+bool outq_wait(struct outq *q, void (*resume)(void *arg), void *arg);
 /* Count packets dropped under reason and say why (rate-limited by lim):
  * "WHY; dropped N packets". */
 void outq_drop(struct outq *q, pp_counter *reason, struct pp_log_limit *lim, uint64_t packets,

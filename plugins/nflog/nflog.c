@@ -251,8 +251,7 @@ static void nfl_resume(void *arg);
  * the host calls nfl_resume() once that queue has drained. */
 static bool nfl_held_back(struct nfl_state *s)
 {
-	if (!PP_HOST_HAS(s->host, downstream_wait) ||
-	    !s->host->downstream_wait(s->node, nfl_resume, s))
+	if (!outq_wait(&s->out, nfl_resume, s))
 		return false;
 	if (!s->held_back && s->watch)
 		s->host->watch_modify(s->watch, 0);

@@ -1045,8 +1045,7 @@ static void pin_fifo_park(struct pin_state *s, uint64_t bytes)
  * host calls pin_turn() again once that queue has drained. */
 static bool pin_held_back(struct pin_state *s)
 {
-	return PP_HOST_HAS(s->host, downstream_wait) &&
-	       s->host->downstream_wait(s->node, pin_turn, s);
+	return outq_wait(&s->out, pin_turn, s);
 }
 
 static void pin_turn(void *arg)

@@ -539,8 +539,7 @@ static int zin_one(struct zin *s)
  * zin_turn() again once that queue has drained. */
 static bool zin_held_back(struct zin *s)
 {
-	return PP_HOST_HAS(s->host, downstream_wait) &&
-	       s->host->downstream_wait(s->node, zin_turn, s);
+	return outq_wait(&s->out, zin_turn, s);
 }
 
 static void zin_turn(void *arg)
