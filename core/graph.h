@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "loader.h"
+#include "loop.h"
 
 struct pp_loop;
 
@@ -67,6 +68,8 @@ struct pp_node {
 	int wait_armed;
 	int busy; /* host->set_busy(); written by the node's thread (atomic) */
 	bool wait_pending; /* the wake will come: fn not yet called */
+	struct pp_post wake; /* the wake's message: posting cannot fail */
+	int wake_posted; /* wake is in the mailbox (atomic; run_wake clears) */
 	pp_timer_fn wait_fn;
 	void *wait_arg;
 	pp_counter *paused; /* waits begun; NULL: no queue ahead to wait for */

@@ -55,17 +55,11 @@ struct signal_source {
 	void *arg;
 };
 
-struct post {
-	pp_post_fn fn;
-	void *arg;
-	struct post *next;
-};
-
 /* Messages from other threads: a FIFO under a mutex, an eventfd to wake. */
 struct mailbox {
 	struct source src;
 	pthread_mutex_t lock;
-	struct post *head, **tail;
+	struct pp_post *head, **tail;
 };
 
 struct pp_loop {
@@ -493,7 +487,7 @@ void pp_loop_timer_free(struct pp_timer *t)
 static void mailbox_dispatch(struct source *s, uint32_t events)
 {
 	struct mailbox *m = (struct mailbox *)s;
-	struct post *list;
+	struct pp_post *list;
 	uint64_t n;
 
 	(void)events;
@@ -505,11 +499,15 @@ static void mailbox_dispatch(struct source *s, uint32_t events)
 	m->tail = &m->head;
 	pthread_mutex_unlock(&m->lock);
 	while (list) {
-		struct post *p = list;
+		struct pp_post *p = list;
+		bool kept = p->kept;
 
+		/* A kept message may be posted again once fn runs: p is not
+		 * ours from then on. */
 		list = p->next;
 		p->fn(p->arg);
-		free(p);
+		if (!kept)
+			free(p);
 	}
 }
 
@@ -540,16 +538,11 @@ fail_alloc:
 	return rc;
 }
 
-int pp_loop_post(struct pp_loop *loop, pp_post_fn fn, void *arg)
+void pp_loop_post_kept(struct pp_loop *loop, struct pp_post *p)
 {
 	struct mailbox *m = loop->mailbox;
-	struct post *p = malloc(sizeof(*p));
 	uint64_t one = 1;
 
-	if (!p)
-		return -ENOMEM;
-	p->fn = fn;
-	p->arg = arg;
 	p->next = NULL;
 	pthread_mutex_lock(&m->lock);
 	*m->tail = p;
@@ -558,6 +551,16 @@ int pp_loop_post(struct pp_loop *loop, pp_post_fn fn, void *arg)
 	/* The counter cannot overflow in practice; a failed wake-up would
 	 * only mean EAGAIN on a counter already non-zero, i.e. awake. */
 	if (write(m->src.fd, &one, sizeof(one)) < 0)
-		return 0;
+		return;
+}
+
+int pp_loop_post(struct pp_loop *loop, pp_post_fn fn, void *arg)
+{
+	struct pp_post *p = malloc(sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	*p = (struct pp_post){ .fn = fn, .arg = arg };
+	pp_loop_post_kept(loop, p);
 	return 0;
 }

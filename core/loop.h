@@ -43,6 +43,17 @@ void pp_loop_release_owner(struct pp_loop *loop, const void *owner);
 typedef void (*pp_post_fn)(void *arg);
 int pp_loop_post(struct pp_loop *loop, pp_post_fn fn, void *arg);
 
+/* A message its sender keeps (kept = true, fn and arg set), so that posting
+ * it cannot fail. Posted again only once its fn has begun to run: until
+ * then it is linked in the mailbox, which is the sender's to know. */
+struct pp_post {
+	pp_post_fn fn;
+	void *arg;
+	struct pp_post *next;
+	bool kept;
+};
+void pp_loop_post_kept(struct pp_loop *loop, struct pp_post *p);
+
 /* The loop running on the calling thread (NULL outside any). */
 struct pp_loop *pp_loop_current(void);
 

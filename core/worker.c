@@ -219,6 +219,7 @@ static void run_wake(void *arg)
 	struct pp_node *n = arg;
 	enum node_state st = __atomic_load_n(&n->st, __ATOMIC_ACQUIRE);
 
+	__atomic_store_n(&n->wake_posted, 0, __ATOMIC_SEQ_CST);
 	if (!n->wait_pending)
 		return;
 	n->wait_pending = false;
@@ -230,10 +231,14 @@ static void run_wake(void *arg)
  * waiting for the queue that n's batches go to. */
 static void wake_chain(struct pp_node *n)
 {
+	/* One wake in the mailbox at a time: a second would find it there
+	 * (run_wake then looks at the node as it is). */
 	if (__atomic_load_n(&n->wait_armed, __ATOMIC_SEQ_CST) &&
 	    __atomic_exchange_n(&n->wait_armed, 0, __ATOMIC_SEQ_CST) &&
-	    pp_loop_post(loop_of(n), run_wake, n) < 0)
-		pp_log(PP_LOG_ERROR, n->name, "cannot be woken: out of memory; it stays paused");
+	    !__atomic_exchange_n(&n->wake_posted, 1, __ATOMIC_SEQ_CST)) {
+		n->wake = (struct pp_post){ .fn = run_wake, .arg = n, .kept = true };
+		pp_loop_post_kept(loop_of(n), &n->wake);
+	}
 	for (size_t i = 0; i < n->ninputs; i++)
 		if (n->inputs[i]->worker == n->worker)
 			wake_chain(n->inputs[i]);

@@ -180,7 +180,65 @@ TEST(armed_before_the_loop_runs)
 	pp_loop_free(f.loop);
 }
 
+/* A message its sender keeps (the wake of a paused source): it runs in
+ * the order posted among heap messages, may be posted again from its own
+ * fn, and is never freed by the loop, not even when still pending as the
+ * loop is freed (ASan would see that free). */
+struct kept {
+	struct pp_loop *loop;
+	struct pp_post msg;
+	int runs;
+	char order[8];
+	size_t n;
+};
+
+static void on_kept(void *arg)
+{
+	struct kept *k = arg;
+
+	if (k->n < sizeof(k->order) - 1)
+		k->order[k->n++] = 'k';
+	if (++k->runs < 3)
+		pp_loop_post_kept(k->loop, &k->msg);
+	else
+		pp_loop_quit(k->loop);
+}
+
+static void on_heap(void *arg)
+{
+	struct kept *k = arg;
+
+	if (k->n < sizeof(k->order) - 1)
+		k->order[k->n++] = 'h';
+}
+
+static void on_kept_guard(void *arg)
+{
+	pp_loop_quit(((struct kept *)arg)->loop);
+}
+
+TEST(kept_message_in_order_again_never_freed)
+{
+	struct kept k = { .msg = { .fn = on_kept, .arg = &k, .kept = true } };
+	struct pp_timer *guard;
+
+	CHECK_EQ_INT(pp_loop_new(&k.loop), 0);
+	guard = pp_loop_timer_new(k.loop, &k, on_kept_guard, &k);
+	pp_loop_timer_arm(guard, 5000000000ull, 0);
+	pp_loop_post(k.loop, on_heap, &k);
+	pp_loop_post_kept(k.loop, &k.msg);
+	pp_loop_post(k.loop, on_heap, &k);
+	CHECK_EQ_INT(pp_loop_run(k.loop), 0);
+	CHECK_EQ_STR(k.order, "hkhkk");
+	CHECK_EQ_INT(k.runs, 3);
+	pp_loop_post_kept(k.loop, &k.msg);
+	pp_loop_release_owner(k.loop, &k);
+	pp_loop_free(k.loop);
+	CHECK_EQ_INT(k.runs, 4);
+}
+
 CHECK_MAIN("loop", TEST_ENTRY(next_turn_fires_once_per_arming),
 	   TEST_ENTRY(rearmed_while_waiting_fires_once), TEST_ENTRY(disarmed_or_freed_never_fires),
 	   TEST_ENTRY(next_turn_replaces_a_delay), TEST_ENTRY(delay_replaces_next_turn),
-	   TEST_ENTRY(armed_before_the_loop_runs))
+	   TEST_ENTRY(armed_before_the_loop_runs),
+	   TEST_ENTRY(kept_message_in_order_again_never_freed))
