@@ -73,6 +73,10 @@ struct pp_node {
 	pp_timer_fn wait_fn;
 	void *wait_arg;
 	pp_counter *paused; /* waits begun; NULL: no queue ahead to wait for */
+	/* Batches a threaded node leaves in its queue while a node ahead
+	 * refuses, in order, and a stop that waits for them (its thread's). */
+	struct batch_msg *held, **held_tail;
+	bool stop_held;
 };
 
 struct pp_graph {

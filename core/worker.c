@@ -18,6 +18,7 @@ struct worker {
 
 struct batch_msg {
 	struct pp_node *to;
+	struct batch_msg *next; /* in to's held list */
 	uint64_t packets;
 	uint32_t count;
 	struct pp_packet *pkts[];
@@ -29,6 +30,8 @@ struct state_msg {
 };
 
 static _Thread_local struct worker *current_worker;
+
+static void run_held(void *arg);
 
 bool pp_on_node_thread(const struct pp_node *n)
 {
@@ -129,6 +132,14 @@ void pp_workers_join(struct pp_graph *g)
 
 void pp_workers_free(struct pp_graph *g)
 {
+	/* No thread runs now; no wake may be posted any more either, since a
+	 * loop may be freed before the last batches of another are let go. */
+	for (size_t i = 0; i < g->count; i++)
+		__atomic_store_n(&g->nodes[i]->wait_armed, 0, __ATOMIC_SEQ_CST);
+	/* The nodes are closed: what they held goes through, counted as
+	 * dropped (pp_node_process), like what is still in their mailboxes. */
+	for (size_t i = 0; i < g->count; i++)
+		run_held(g->nodes[i]);
 	for (size_t i = 0; i < g->count; i++) {
 		struct pp_node *n = g->nodes[i];
 
@@ -275,9 +286,8 @@ void pp_node_set_busy(struct pp_node *n, bool busy)
 
 /* ---- batches across threads ---- */
 
-static void run_batch(void *arg)
+static void take_batch(struct batch_msg *m)
 {
-	struct batch_msg *m = arg;
 	struct pp_batch b = { .pkts = m->pkts, .count = m->count };
 
 	queue_left(m->to, m);
@@ -285,6 +295,57 @@ static void run_batch(void *arg)
 	for (uint32_t i = 0; i < m->count; i++)
 		pp_packet_unref(m->pkts[i]);
 	free(m);
+}
+
+/* Whether n, on its own thread, leaves its batches waiting because a node
+ * ahead takes no more. They stay in n's queue and its count, so that n's
+ * producers see that queue fill and wait in turn: backpressure passes one
+ * thread at a time, however many there are. Not once n has finished:
+ * then (and at close) its batches go through, to be counted as dropped. */
+static bool holds(struct pp_node *n)
+{
+	return n->worker && __atomic_load_n(&n->st, __ATOMIC_ACQUIRE) < NODE_FINISHED &&
+	       pp_downstream_wait(n, run_held, n);
+}
+
+static void hold_batch(struct pp_node *n, struct batch_msg *m)
+{
+	m->next = NULL;
+	if (!n->held)
+		n->held_tail = &n->held;
+	*n->held_tail = m;
+	n->held_tail = &m->next;
+}
+
+static void run_stop(void *arg);
+
+/* On n's thread, when the node ahead takes more: what n held, in order,
+ * until it refuses again; then a stop that waited for them. */
+static void run_held(void *arg)
+{
+	struct pp_node *n = arg;
+
+	while (n->held && !holds(n)) {
+		struct batch_msg *m = n->held;
+
+		n->held = m->next;
+		take_batch(m);
+	}
+	if (!n->held && n->stop_held) {
+		n->stop_held = false;
+		run_stop(n);
+	}
+}
+
+/* Batches that arrive while n holds some join them, to keep the order. */
+static void run_batch(void *arg)
+{
+	struct batch_msg *m = arg;
+
+	if (m->to->held || holds(m->to))
+		hold_batch(m->to, m);
+	else
+		take_batch(m);
 }
 
 static void drop_remote(struct pp_node *n, pp_counter *reason, uint64_t packets)
@@ -346,12 +407,17 @@ void pp_deliver_remote(struct pp_node *n, struct pp_batch *b, uint64_t packets, 
 }
 
 /* A stop request left in the mailbox of a node already closed (the drain
- * deadline passed) must not reach the plugin. */
+ * deadline passed) must not reach the plugin; one that finds batches held
+ * waits for them (run_held), as they came before it. */
 static void run_stop(void *arg)
 {
 	struct pp_node *n = arg;
 
-	if (__atomic_load_n(&n->st, __ATOMIC_ACQUIRE) == NODE_STOPPING)
+	if (__atomic_load_n(&n->st, __ATOMIC_ACQUIRE) != NODE_STOPPING)
+		return;
+	if (n->held)
+		n->stop_held = true;
+	else
 		pp_node_stop_here(n);
 }
 

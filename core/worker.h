@@ -9,7 +9,10 @@
  * A source that can leave its input waiting (a file, a socket buffered by
  * the kernel or by its peer) asks pp_downstream_wait() before reading and
  * pauses while a queue ahead is nearly full, so that those packets wait
- * where they are instead of being dropped at the queue. */
+ * where they are instead of being dropped at the queue. A threaded node
+ * given batches waits the same way for the nodes ahead of it, leaving its
+ * batches in its queue (held, in order), so that the wait reaches the
+ * sources one thread at a time. */
 #ifndef PKTPIPE_CORE_WORKER_H
 #define PKTPIPE_CORE_WORKER_H
 

@@ -401,7 +401,11 @@ struct pp_host {
 	 * them (queue-full, or the consumer's own reason). The host counts
 	 * each wait in the node's `paused` counter. fn is not called once the
 	 * node has finished (finished(), or stop() returned anything but
-	 * -EINPROGRESS). */
+	 * -EINPROGRESS). The host waits so itself for a node on its own
+	 * thread that is given batches: they stay in its queue while a node
+	 * ahead refuses, so that the nodes feeding it wait in turn, however
+	 * many threads away the refusing node is; such a node does not call
+	 * downstream_wait itself. */
 	bool (*downstream_wait)(struct pp_node *node, pp_timer_fn fn, void *arg);
 	/* The other side of downstream_wait (appended; PP_HOST_HAS(host,
 	 * set_busy)): this node takes no more for now (busy true: a socket

@@ -4,7 +4,9 @@
 # another thread is nearly full (host->downstream_wait), instead of that
 # queue dropping (queue-full). The slow consumer is the count test plugin
 # with a delay per batch on its own thread with a short queue; gen, a
-# source that does not wait, shows that the same consumer overflows.
+# source that does not wait, shows that the same consumer overflows. A node
+# on its own thread between them leaves its batches in its queue while the
+# consumer refuses (the host holds them), so the source waits in turn.
 # The nflog part needs root (a network namespace and an NFLOG rule).
 SUITE=backpressure
 . "$(dirname "$0")/../lib.sh"
@@ -75,6 +77,15 @@ expect_eq "file: src out" "$(stat "$TMP/file.json" src packets_out)" $RECORDS
 run_graph chain 60 "${P[@]}"
 lossless chain sink $RECORDS
 
+# ---- two threads away: the slow queue is behind a node on a thread of its
+# own, which takes everything at once and passes it on ----
+{ src src; printf '[mid]\nplugin = pass\ninput = src\nthread = yes\nqueue = 64\n\n'
+  slow sink mid 1ms 16; } >"$TMP/hops.ini"
+run_graph hops 60 "${P[@]}"
+lossless hops sink $RECORDS
+expect_eq "hops: mid queue-full" "$(stat "$TMP/hops.json" mid dropped queue-full)" 0
+paused hops src
+
 # ---- fan-out: a fast consumer beside the slow one gets everything too ----
 { src src; slow sink src; printf '[fast]\nplugin = count\ninput = src\n\n'; } >"$TMP/fan.ini"
 run_graph fan 60 "${P[@]}"
@@ -121,14 +132,17 @@ paused rx in
 # ---- zmq-out wait = yes: a full libzmq queue holds pcap-in back too ----
 # One message in libzmq's queue on each side (sndhwm, rcvhwm = 1), 28 MB
 # to send to a slow consumer: without wait, zmq-out drops at sndhwm.
-zmq_wait() { # NAME yes|no
+zmq_wait() { # NAME yes|no [zlib]: with zlib, compressing on its own thread in between
+	local feed=src
 	{ printf '[in]\nplugin = zmq-in\nendpoint = tcp://127.0.0.1:*\nrcvhwm = 1\n\n'; slow sink in 1ms 20; } \
 		>"$TMP/$1-rx.ini"
 	start "$1-rx" "$TMP/$1-rx.ini" "${P[@]}" -v
 	wait_bound "$TMP/$1-rx.err" || fail "$1: not bound: $(tail -n 3 "$TMP/$1-rx.err")"
 	port=$(bound_port "$TMP/$1-rx.err" in)
+	[ "${3:-}" = zlib ] && feed=c
 	{ printf '[src]\nplugin = pcap-in\npath = %s\n\n' "$TMP/big.pcap"
-	  printf '[z]\nplugin = zmq-out\ninput = src\nendpoint = tcp://127.0.0.1:%s\nsndhwm = 1\n' "$port"
+	  [ "$feed" = c ] && printf '[c]\nplugin = zlib\ninput = src\nlevel = 0\nbatch_packets = 16\nthread = yes\nqueue = 16\n\n'
+	  printf '[z]\nplugin = zmq-out\ninput = %s\nendpoint = tcp://127.0.0.1:%s\nsndhwm = 1\n' "$feed" "$port"
 	  printf 'batch_packets = 64\nwait = %s\nlinger = 30s\n' "$2"; } >"$TMP/$1-tx.ini"
 	run_graph "$1-tx" 120
 	expect_eq "$1: sender exit" "$status" 0
@@ -149,6 +163,30 @@ expect_eq "wait: sent" "$(stat "$TMP/wait-tx.json" z packets_sent)" $RECORDS
 expect_eq "wait: received" "$(stat "$TMP/wait-rx.json" sink packets_in)" $RECORDS
 paused wait-tx src
 paused wait-rx in
+# zmq-out is busy two threads from the source: zlib, on its own thread,
+# leaves its batches in its queue while zmq-out refuses, so pcap-in sees
+# that queue fill and waits in turn.
+zmq_wait zwait yes zlib
+expect_eq "zwait: hwm drops" "$(stat "$TMP/zwait-tx.json" z dropped hwm)" 0
+expect_eq "zwait: zlib queue-full" "$(stat "$TMP/zwait-tx.json" c dropped queue-full)" 0
+expect_eq "zwait: received" "$(stat "$TMP/zwait-rx.json" sink packets_in)" $RECORDS
+paused zwait-tx c
+paused zwait-tx src
+
+# ---- SIGTERM while a threaded node holds batches: they go first ----
+{ src src "loop = 0"; printf '[mid]\nplugin = pass\ninput = src\nthread = yes\nqueue = 64\n\n'
+  slow sink mid 20ms 8; } >"$TMP/hterm.ini"
+start hterm "$TMP/hterm.ini" "${P[@]}"
+running hterm
+sleep 0.5
+stop hterm TERM 15
+expect_eq "hterm: exit" "$status" 0
+expect_balanced "hterm" "$TMP/hterm.json"
+expect_eq "hterm: mid queue-full" "$(stat "$TMP/hterm.json" mid dropped queue-full)" 0
+expect_eq "hterm: sink queue-full" "$(stat "$TMP/hterm.json" sink dropped queue-full)" 0
+expect_eq "hterm: sink took all mid sent" "$(stat "$TMP/hterm.json" sink packets_in)" \
+	"$(stat "$TMP/hterm.json" mid packets_out)"
+expect_eq "hterm: none failed at mid" "$(stat "$TMP/hterm.json" mid dropped node-failed)" 0
 
 check() { # check "zmq-out keys": --check's exit status and stderr in $status, $err
 	printf '[src]\nplugin = pcap-in\npath = %s\n\n[z]\nplugin = zmq-out\ninput = src\n%b\n' \
