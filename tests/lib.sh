@@ -323,6 +323,15 @@ new_ns() {
 # reader on GROUP.
 nflog_bound() { nsx awk -v g="$1" '$1 == g { f = 1 } END { exit !f }' /proc/net/netfilter/nfnetlink_log; }
 
+# nflog_matched: the packets the NFLOG rules in OUTPUT of namespace $NS
+# matched, IPv4 and IPv6 together.
+nflog_matched() {
+	{
+		nsx iptables -L OUTPUT -v -x -n
+		nsx ip6tables -L OUTPUT -v -x -n
+	} | awk '/NFLOG/ { s += $1 } END { print s + 0 }'
+}
+
 # nsx COMMAND...: COMMAND in the namespace $NS. Not for the background
 # ($! would be a subshell): spawn NAME ip netns exec "$NS" COMMAND... .
 nsx() { ip netns exec "$NS" "$@"; }

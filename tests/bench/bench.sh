@@ -281,7 +281,6 @@ row2() {
 GROUP=7
 ULOGD_LIB=
 
-rule_packets() { nsx iptables -L OUTPUT -v -x -n | awk '/NFLOG/ { s += $1 } END { print s + 0 }'; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 ulogd_ready() {
@@ -369,7 +368,7 @@ nflog_once() {
 	sleep 1.5
 	c1=$(cpu_ticks "$pid")
 	stop_pid "$pid" TERM 20
-	offered=$(rule_packets)
+	offered=$(nflog_matched)
 	[ "$tool" = pktpipe ] && nflog_losses
 	captured=$("$BENCH/mkpcap" count "$TMP/nf-$tool.pcap" 2>/dev/null | cut -d' ' -f1)
 	[ -n "$captured" ] || captured=0

@@ -207,7 +207,7 @@ nsx iptables -A OUTPUT -o lo -p udp --dport 9999 -j NFLOG --nflog-group 31
 spawn nf ip netns exec "$NS" "$PKTPIPE" "${P[@]}" -c "$TMP/nf.ini" --stats-json "$TMP/nf.json"
 wait_for 10 nflog_bound 31 || fail "nf: group 31 not bound: $(tail -n 3 "$TMP/nf.err")"
 nsx "$BUILD/tools/nflog-udp" -c 5000 -s 200 >/dev/null || fail "nflog-udp"
-matched() { [ "$(nsx iptables -L OUTPUT -v -x -n | awk '/NFLOG/ { print $1 }')" -ge 5000 ]; }
+matched() { [ "$(nflog_matched)" -ge 5000 ]; }
 wait_for 30 matched || fail "nf: the rule did not match 5000 packets"
 sleep 0.5
 stop nf TERM 15

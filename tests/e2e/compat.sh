@@ -27,7 +27,7 @@ tool() {
 }
 RECV=pub/nflog-pcap-recv
 
-groups_bound() { nsx grep -qE '^ *0 ' /proc/net/netfilter/nfnetlink_log && nsx grep -qE '^ *1 ' /proc/net/netfilter/nfnetlink_log; }
+groups_bound() { nflog_bound 0 && nflog_bound 1; }
 
 pings() {
 	nsx ping -q -c 5 -i 0.2 127.0.0.1 >/dev/null

@@ -35,13 +35,6 @@ nflog_start() {
 }
 
 # Packets the namespace's NFLOG rules matched, IPv4 and IPv6 together.
-rule_packets() {
-	{
-		nsx iptables -L OUTPUT -v -x -n
-		nsx ip6tables -L OUTPUT -v -x -n
-	} | awk '/NFLOG/ { s += $1 } END { print s + 0 }'
-}
-
 # graph NAME "nflog keys" : an nflog node writing $TMP/NAME.pcap.
 graph() {
 	printf '[cap]\nplugin = nflog\n%b\n\n[out]\nplugin = pcap-out\ninput = cap\npath = %s\nflush = 10ms\n' \
@@ -114,7 +107,7 @@ want=$((8 + 6 + udp_n))
 want_bytes=$((8 * 84 + 6 * 168 + udp_bytes))
 expect_eq "capture: exit" "$status" 0
 expect_balanced "capture" "$TMP/capture.json"
-expect_eq "capture: the rules matched" "$(rule_packets)" "$want"
+expect_eq "capture: the rules matched" "$(nflog_matched)" "$want"
 expect_eq "capture: nflog packets_in" "$(stat "$TMP/capture.json" cap packets_in)" "$want"
 expect_eq "capture: nothing lost" "$(stat "$TMP/capture.json" cap dropped kernel)" 0
 expect_eq "capture: tcpdump reads every packet" "$(count_pcap "$TMP/capture.pcap")" "$want"
@@ -279,7 +272,7 @@ burst() { # burst NAME "keys": stats in $TMP/nobody/NAME.json
 	stop "$1" TERM 15
 	expect_eq "$1: exit" "$status" 0
 	expect_balanced "$1" "$j"
-	expect_eq "$1: packets_in is what the rules matched" "$(stat "$j" cap packets_in)" "$(rule_packets)"
+	expect_eq "$1: packets_in is what the rules matched" "$(stat "$j" cap packets_in)" "$(nflog_matched)"
 	expect_eq "$1: file holds what nflog emitted" "$(count_pcap "$TMP/$1.pcap")" "$(stat "$j" cap packets_out)"
 	lost=$(stat "$j" cap dropped kernel)
 	if [ "$lost" -gt 0 ]; then ok; else fail "$1: no kernel drops counted"; fi
