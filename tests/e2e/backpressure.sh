@@ -78,9 +78,10 @@ run_graph chain 60 "${P[@]}"
 lossless chain sink $RECORDS
 
 # ---- two threads away: the slow queue is behind a node on a thread of its
-# own, which takes everything at once and passes it on ----
+# own, which takes everything at once and passes it on. The consumer is
+# slow enough (10 ms a batch) for the source to outrun it under ASan too ----
 { src src; printf '[mid]\nplugin = pass\ninput = src\nthread = yes\nqueue = 64\n\n'
-  slow sink mid 1ms 16; } >"$TMP/hops.ini"
+  slow sink mid 10ms 16; } >"$TMP/hops.ini"
 run_graph hops 60 "${P[@]}"
 lossless hops sink $RECORDS
 expect_eq "hops: mid queue-full" "$(stat "$TMP/hops.json" mid dropped queue-full)" 0
