@@ -656,6 +656,7 @@ static void zout_ep_room(struct zout_ep *e)
 		s->host->set_busy(s->node, false);
 }
 
+/* Packets waiting in pending batches and holds: s->held and its gauge. */
 static void zout_held_packets(struct zout *s, int64_t delta)
 {
 	s->held += (uint64_t)delta;
@@ -835,8 +836,7 @@ static void zout_flush(struct zout_ep *e)
 	e->npending = 0;
 	e->pending_len = 0;
 	e->pending_bytes = 0;
-	s->held -= n;
-	pp_counter_set(&s->stats->packets_held, s->held);
+	zout_held_packets(s, -(int64_t)n);
 }
 
 static void zout_flush_all(struct zout *s)
@@ -890,7 +890,7 @@ static void zout_add(struct zout_ep *e, struct pp_packet *p)
 	e->npending++;
 	e->pending_len += rec;
 	e->pending_bytes += p->caplen;
-	pp_counter_set(&s->stats->packets_held, ++s->held);
+	zout_held_packets(s, 1);
 	if (e->npending == 1 && s->cfg->batch_delay)
 		s->host->timer_arm(e->timer, s->cfg->batch_delay, 0);
 	if (e->npending >= (uint64_t)s->cfg->batch_packets ||
