@@ -147,6 +147,15 @@ static int out_reserve(struct out *o, size_t len, size_t nrec)
 	return 0;
 }
 
+/* A record's entry into the queue, its bytes already in the buffer. */
+static void out_enqueue(struct out *o, const struct out_rec *r, bool ctl)
+{
+	o->q[o->qtail++] = (struct out_pend){ .len = out_rec_len(r),
+					      .bytes = ctl ? 0 : r->body_len,
+					      .ctl = ctl };
+	o->held += !ctl;
+}
+
 /* A whole record into reserved room, and its entry into the queue. */
 static void out_copy(struct out *o, const struct out_rec *r, bool ctl)
 {
@@ -158,10 +167,7 @@ static void out_copy(struct out *o, const struct out_rec *r, bool ctl)
 	if (r->tail_len)
 		memcpy(at + r->head_len + r->body_len, r->tail, r->tail_len);
 	o->tail += out_rec_len(r);
-	o->q[o->qtail++] = (struct out_pend){ .len = out_rec_len(r),
-					      .bytes = ctl ? 0 : r->body_len,
-					      .ctl = ctl };
-	o->held += !ctl;
+	out_enqueue(o, r, ctl);
 }
 
 /* Queue a record, less its first skip bytes, which already went out: only
@@ -188,10 +194,7 @@ static int out_append(struct out *o, const struct out_rec *r, size_t skip, bool 
 		o->tail += part[i].iov_len - s;
 		s = 0;
 	}
-	o->q[o->qtail++] = (struct out_pend){ .len = out_rec_len(r),
-					      .bytes = ctl ? 0 : r->body_len,
-					      .ctl = ctl };
-	o->held += !ctl;
+	out_enqueue(o, r, ctl);
 	o->done = skip;
 	return 0;
 }
