@@ -286,15 +286,21 @@ void pp_node_set_busy(struct pp_node *n, bool busy)
 
 /* ---- batches across threads ---- */
 
+/* The references a batch message took, and the message. */
+static void free_batch(struct batch_msg *m)
+{
+	for (uint32_t i = 0; i < m->count; i++)
+		pp_packet_unref(m->pkts[i]);
+	free(m);
+}
+
 static void take_batch(struct batch_msg *m)
 {
 	struct pp_batch b = { .pkts = m->pkts, .count = m->count };
 
 	queue_left(m->to, m);
 	pp_node_process(m->to, &b);
-	for (uint32_t i = 0; i < m->count; i++)
-		pp_packet_unref(m->pkts[i]);
-	free(m);
+	free_batch(m);
 }
 
 /* Whether n, on its own thread, leaves its batches waiting because a node
@@ -360,9 +366,7 @@ static void run_batch_dropped(struct batch_msg *m)
 {
 	queue_left(m->to, m);
 	drop_remote(m->to, NULL, m->packets);
-	for (uint32_t i = 0; i < m->count; i++)
-		pp_packet_unref(m->pkts[i]);
-	free(m);
+	free_batch(m);
 }
 
 /* A queue bound applies to threaded nodes; batches from workers back to
