@@ -36,10 +36,11 @@ bool pp_on_main_thread(void);
 /* Hand b to n on n's thread (references taken), or drop it if n's queue is
  * full. packets_in is counted here either way. */
 void pp_deliver_remote(struct pp_node *n, struct pp_batch *b, uint64_t packets, uint64_t bytes);
-/* host->downstream_wait(): whether a queue n's batches reach on another
- * thread is three quarters full; then fn(arg) is called on n's thread once
- * such a queue has drained a sixteenth below that (backpressure for sources that
- * can leave their input waiting). */
+/* host->downstream_wait(): whether a node n's batches reach takes no more
+ * (on another thread with its queue three quarters full, or busy); then
+ * fn(arg) is called on n's thread once it takes more (the queue a sixteenth
+ * below that, or no longer busy). For sources that can leave their input
+ * waiting, and for threaded nodes holding their batches (worker.c). */
 bool pp_downstream_wait(struct pp_node *n, pp_timer_fn fn, void *arg);
 /* host->set_busy(): n takes no more for now (busy), or again. */
 void pp_node_set_busy(struct pp_node *n, bool busy);

@@ -392,8 +392,7 @@ struct pp_host {
 	 * said it is busy (set_busy). If so, returns true and calls fn(arg)
 	 * once, on this node's thread, when such a node takes more again (a
 	 * queue drained a sixteenth below that mark, a busy node no longer
-	 * busy); the node
-	 * then asks again. A later call before fn came only replaces fn and
+	 * busy); the node then asks again. A later call before fn came only replaces fn and
 	 * arg. If not, returns false and fn is not called. A source whose
 	 * input can wait where it is (a file; a socket that the kernel or the
 	 * peer buffers) asks before each read and pauses while it is true, so
