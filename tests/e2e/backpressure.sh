@@ -39,6 +39,8 @@ slow() {
 	printf '[%s]\nplugin = count\ninput = %s\nthread = yes\nqueue = %s\ndelay = %s\n\n' \
 		"$1" "$2" "${4:-4}" "${3:-1ms}"
 }
+# A fast node on its own thread: NAME INPUT.
+relay() { printf '[%s]\nplugin = pass\ninput = %s\nthread = yes\nqueue = 64\n\n' "$1" "$2"; }
 src() { printf '[%s]\nplugin = pcap-in\npath = %s\n%b\n\n' "$1" "$TMP/in.pcap" "${2:-}"; }
 
 # lossless NAME NODE WANT: exit 0, balanced, NODE took WANT, none dropped.
@@ -80,7 +82,7 @@ lossless chain sink $RECORDS
 # ---- two threads away: the slow queue is behind a node on a thread of its
 # own, which takes everything at once and passes it on. The consumer is
 # slow enough (10 ms a batch) for the source to outrun it under ASan too ----
-{ src src; printf '[mid]\nplugin = pass\ninput = src\nthread = yes\nqueue = 64\n\n'
+{ src src; relay mid src
   slow sink mid 10ms 16; } >"$TMP/hops.ini"
 run_graph hops 60 "${P[@]}"
 lossless hops sink $RECORDS
@@ -175,7 +177,7 @@ paused zwait-tx c
 paused zwait-tx src
 
 # ---- SIGTERM while a threaded node holds batches: they go first ----
-{ src src "loop = 0"; printf '[mid]\nplugin = pass\ninput = src\nthread = yes\nqueue = 64\n\n'
+{ src src "loop = 0"; relay mid src
   slow sink mid 20ms 8; } >"$TMP/hterm.ini"
 start hterm "$TMP/hterm.ini" "${P[@]}"
 running hterm
