@@ -16,9 +16,11 @@
  * libpcap would deliver them; at the first record that is not plain (longer
  * than the snapshot length or 256 KiB, cut short, a read error) the rest of
  * the stream, buffered bytes first, goes to libpcap, which handles it and
- * words its errors as always. See pin_fast_start(). A regular file is read
- * through a map of it (filemap.h; mmap = yes, the default): its records of
+ * words its errors as always. See pin_fast_start(). A regular file may be
+ * read through a map of it (filemap.h; mmap = yes): its records of
  * PIN_WRAP_MIN bytes and more become packets over the file's own bytes.
+ * Not the default: where a first touch of a mapped page is dear (some
+ * hypervisors), that costs more than the copy it saves.
  * Read with read() (mmap = no, or bytes appended after the map was made),
  * a large record that the file holds whole is read straight into its
  * packet, not through the buffer: one copy less.
@@ -81,10 +83,10 @@ static const struct pp_option pin_options[] = {
 	{ .name = "loop", .type = PP_OPT_INT, .default_value = "1", .min = 0, .max = INT64_MAX,
 	  .offset = offsetof(struct pin_config, loop),
 	  .help = "how many times to play the file; 0 = endlessly" },
-	{ .name = "mmap", .type = PP_OPT_BOOL, .default_value = "yes",
+	{ .name = "mmap", .type = PP_OPT_BOOL, .default_value = "no",
 	  .offset = offsetof(struct pin_config, mmap),
 	  .help = "read a regular file through a memory map: packets of 256 bytes and more are "
-		  "made over the file's bytes, not copied; no: read() it" },
+		  "made over the file's bytes, not copied; no: read() it, in large reads" },
 	PP_OPTION_END
 };
 

@@ -9,7 +9,7 @@
  * [sink] is built by hand, since the loader only knows .so files. The
  * input is a memfd; pcap-in opens it by its /proc/self/fd path, twice
  * (loop = 2), so the end-of-file reopen runs too. Inputs of even length
- * are read through pcap-in's file map (mmap = yes, the default), odd ones
+ * are read through pcap-in's file map (mmap = yes), odd ones
  * with read() (mmap = no), so both readers meet every kind of input.
  *
  * Besides "no crash, no sanitizer report, no hang, no leak", each input
