@@ -329,9 +329,12 @@ ulogd_conf() {
 # advises for high rates, with a queue that absorbs what the socket buffer
 # would have (512 batches); nflog stops reading while that queue is three
 # quarters full, so the socket buffer adds to it.
+# pktpipe_conf [OUT]: OUT is the pcap file on tmpfs unless given.
+NFLOG_OUT=
 pktpipe_conf() {
+	NFLOG_OUT=${1:-$TMP/nf-pktpipe.pcap}
 	printf '[cap]\nplugin = nflog\ngroups = %s\n\n[out]\nplugin = pcap-out\ninput = cap\npath = %s\nthread = yes\nqueue = 512\n' \
-		"$GROUP" "$TMP/nf-pktpipe.pcap" >"$TMP/nflog.ini"
+		"$GROUP" "$NFLOG_OUT" >"$TMP/nflog.ini"
 }
 
 # Where pktpipe lost packets, per run, for the notes: "kernel 120 (rcvbuf
@@ -370,7 +373,11 @@ nflog_once() {
 	stop_pid "$pid" TERM 20
 	offered=$(nflog_matched)
 	[ "$tool" = pktpipe ] && nflog_losses
-	captured=$("$BENCH/mkpcap" count "$TMP/nf-$tool.pcap" 2>/dev/null | cut -d' ' -f1)
+	if [ "$tool" = pktpipe ] && [ "$NFLOG_OUT" = /dev/null ]; then
+		captured=$(stat "$TMP/nflog.json" out packets_out)
+	else
+		captured=$("$BENCH/mkpcap" count "$TMP/nf-$tool.pcap" 2>/dev/null | cut -d' ' -f1)
+	fi
 	[ -n "$captured" ] || captured=0
 	echo "$offered $captured $(calc "($c1 - $c0) / $(getconf CLK_TCK)")"
 }
@@ -419,6 +426,39 @@ row_nflog() { # ID SIZE
 		"offered: iptables -L OUTPUT -v -x -n (NFLOG rule); captured: records in OUT; CPU: utime+stime of /proc/PID/stat from bound to before SIGTERM"
 }
 
+# The capture alone: pcap-out writes to /dev/null. Set beside 3a, it tells
+# what the capture keeps from what writing the file costs it. pktpipe only:
+# ulogd2 counts nothing it could report here.
+row_nflog_alone() { # ID SIZE
+	local id=$1 size=$2 r o c s share=() cpu=() label dd
+	label="nflog capture alone, ${FLOOD} s flood of $size B, pcap-out to /dev/null"
+	pktpipe_conf /dev/null
+	LOSSES=
+	for ((r = 0; r < RUNS; r++)); do
+		o= c= s=
+		nflog_once pktpipe "$size" >"$TMP/nflog.result"
+		read -r o c s <"$TMP/nflog.result"
+		if [ -z "${s:-}" ] || [ "${o:-0}" -eq 0 ]; then
+			broken "$id" "$label" "the flood or the capture failed"
+			pktpipe_conf
+			return
+		fi
+		share+=("$(calc "$c / $o")")
+		cpu+=("$(calc "$c > 0 ? $s / $c * 1e6 : 0")")
+	done
+	pktpipe_conf
+	s=$(printf '%s\n' "${share[@]}" | median)
+	c=$(printf '%s\n' "${cpu[@]}" | median)
+	row "$id" "$label" "$(fmt "$s * 100" %.1f) % captured, $(fmt "$c" %.2f) us CPU/packet" "" "" \
+		"none (beside 3a: what writing the file costs)" "-"
+	NOTES+=("$id: pktpipe's drops per run (node.reason count):$LOSSES")
+	dd=$("$RT" -- dd if=/dev/zero of="$TMP/dd" bs=1M count=2048 2>/dev/null | field wall)
+	rm -f "$TMP/dd"
+	[ -z "$dd" ] || NOTES+=("$id: this tmpfs takes a new 2 GiB file (dd bs=1M) in $(fmt "$dd" %.2f) s, $(fmt "2.147483648 / $dd" %.2f) GB/s")
+	cmds "$id" "as 3a with [out] path = /dev/null; captured: out's packets_out (--stats-json)" \
+		"dd if=/dev/zero of=OUT bs=1M count=2048   # a new file on the tmpfs"
+}
+
 row3() {
 	local label="nflog capture against ulogd2"
 	if [ "$(id -u)" != 0 ]; then
@@ -441,6 +481,7 @@ row3() {
 	pktpipe_conf
 	row_nflog 3a 1400
 	row_nflog 3b 64
+	row_nflog_alone 3c 1400
 }
 
 # ------------------------------------------------------------------ #
@@ -508,7 +549,9 @@ kib() { awk -v k="$2" '$1 == k":" { print $2 }' "/proc/$1/status"; }
 mem_once() {
 	local file=$1 n=$2 rx port idle peak
 	rm -f "$TMP/mrx.json"
-	printf '[in]\nplugin = zmq-in\nendpoint = tcp://127.0.0.1:*\n\n[ring]\nplugin = ring\ninput = in\nwindow = %sMiB\n' \
+	# A short receive queue (4 messages of about 120 KB): what libzmq
+	# holds while the receiver is late would count as the ring's overhead.
+	printf '[in]\nplugin = zmq-in\nendpoint = tcp://127.0.0.1:*\nrcvhwm = 4\n\n[ring]\nplugin = ring\ninput = in\nwindow = %sMiB\n' \
 		"$WINDOW_MIB" >"$TMP/mrx.ini"
 	start mrx "$TMP/mrx.ini"
 	rx=${PIDS[mrx]}
@@ -545,7 +588,7 @@ row_mem() { # ID LABEL FILE PACKETS
 	row "$id" "$label" "peak RSS $(fmt "$p / 1024" %.1f) MiB (idle $(fmt "$i / 1024" %.1f) MiB)" \
 		"window $WINDOW_MIB MiB" "$(fmt "$over * 100" %+.1f) % over the window beyond idle ($(fmt "$total * 100" %+.1f) % in all)" \
 		"<= 10 % overhead" "$(yesno "$over <= 0.10")"
-	cmds "$id" "pktpipe -c rx.ini &   # [in] zmq-in endpoint = tcp://127.0.0.1:PORT; [ring] ring input = in, window = ${WINDOW_MIB}MiB; VmRSS once bound, VmHWM at the end" \
+	cmds "$id" "pktpipe -c rx.ini &   # [in] zmq-in endpoint = tcp://127.0.0.1:PORT, rcvhwm = 4; [ring] ring input = in, window = ${WINDOW_MIB}MiB; VmRSS once bound, VmHWM at the end" \
 		"pktpipe -c tx.ini   # [in] pcap-in path = IN, rate = 100MiB/s; [out] zmq-out endpoint = tcp://127.0.0.1:PORT"
 }
 
