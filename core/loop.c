@@ -43,10 +43,17 @@ struct pp_timer {
 	 * interrupt a turn): the timer waits on the loop's due list. */
 	bool due; /* fires on turn due_turn or later */
 	bool queued; /* on a due list */
-	bool fd_armed; /* the timerfd may still fire */
-	bool periodic;
+	bool periodic; /* the timerfd fires every interval: each firing is due */
 	uint64_t due_turn;
 	struct pp_timer *next_due;
+	/* A one-shot arming is kept lazily: at is when the timer is due (0:
+	 * it is not armed), fd_at when its timerfd fires (0: it does not).
+	 * Arming it for later than the timerfd fires, or disarming it, makes
+	 * no system call: the timerfd fires, finds it not due yet (or not
+	 * armed), and is set again (or left). A batch timer armed and
+	 * disarmed with every message so costs a system call or two a delay,
+	 * not two a message. */
+	uint64_t at, fd_at;
 };
 
 struct signal_source {
@@ -393,16 +400,29 @@ void pp_loop_unwatch(struct pp_watch *w)
 
 /* ---- timers ---- */
 
+static int timer_fd_set(struct pp_timer *t, uint64_t at);
+
 static void timer_dispatch(struct source *s, uint32_t events)
 {
 	struct pp_timer *t = (struct pp_timer *)s;
 	uint64_t expirations;
 
 	(void)events;
-	/* A timer re-armed since it fired reads nothing: then it is not due. */
+	/* A timerfd set again since it fired reads nothing: not due. */
 	if (read(s->fd, &expirations, sizeof(expirations)) != (ssize_t)sizeof(expirations))
 		return;
-	t->fd_armed = t->periodic;
+	if (t->periodic) {
+		t->fn(t->arg);
+		return;
+	}
+	t->fd_at = 0;
+	if (!t->at)
+		return;
+	/* Armed for later since the timerfd was set: set it for then. Should
+	 * that fail, firing early beats never firing. */
+	if (t->at > pp_now_mono_ns() && timer_fd_set(t, t->at) == 0)
+		return;
+	t->at = 0;
 	t->fn(t->arg);
 }
 
@@ -436,44 +456,72 @@ static struct timespec to_timespec(uint64_t ns)
 				  .tv_nsec = (long)(ns % 1000000000u) };
 }
 
-static void timer_fd_disarm(struct pp_timer *t)
+/* The timerfd fires once, at the monotonic time at. */
+static int timer_fd_set(struct pp_timer *t, uint64_t at)
+{
+	struct itimerspec its = { .it_value = to_timespec(at) };
+
+	if (timerfd_settime(t->src.fd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
+		return -errno;
+	t->fd_at = at;
+	return 0;
+}
+
+/* Only a periodic timerfd must be stopped: a one-shot one that fires
+ * finds its timer not armed. */
+static void timer_stop_periodic(struct pp_timer *t)
 {
 	struct itimerspec its = { { 0, 0 }, { 0, 0 } };
 
-	if (t->fd_armed)
+	if (t->periodic)
 		timerfd_settime(t->src.fd, 0, &its, NULL);
-	t->fd_armed = false;
+	t->periodic = false;
 }
 
-int pp_loop_timer_arm(struct pp_timer *t, uint64_t delay_ns, uint64_t interval_ns)
+static int timer_arm_periodic(struct pp_timer *t, uint64_t delay_ns, uint64_t interval_ns)
 {
 	/* it_value 0 would disarm: "next turn" is the shortest real delay. */
 	struct itimerspec its = { .it_value = to_timespec(delay_ns ? delay_ns : 1),
 				  .it_interval = to_timespec(interval_ns) };
-	struct pp_loop *loop = t->src.loop;
 
+	if (timerfd_settime(t->src.fd, 0, &its, NULL) < 0)
+		return -errno;
+	t->periodic = true;
+	t->fd_at = 0;
+	return 0;
+}
+
+int pp_loop_timer_arm(struct pp_timer *t, uint64_t delay_ns, uint64_t interval_ns)
+{
+	struct pp_loop *loop = t->src.loop;
+	uint64_t at;
+
+	t->due = false;
+	t->at = 0;
+	if (interval_ns)
+		return timer_arm_periodic(t, delay_ns, interval_ns);
+	timer_stop_periodic(t);
 	/* Only the loop's own thread may touch its due list, and only it is
 	 * sure to wake for it. */
-	if (!delay_ns && !interval_ns && loop == current_loop) {
-		timer_fd_disarm(t);
+	if (!delay_ns && loop == current_loop) {
 		t->due = true;
 		t->due_turn = loop->turn + 1;
 		if (!t->queued)
 			due_push(loop, t);
 		return 0;
 	}
-	t->due = false;
-	if (timerfd_settime(t->src.fd, 0, &its, NULL) < 0)
-		return -errno;
-	t->fd_armed = true;
-	t->periodic = interval_ns != 0;
-	return 0;
+	at = pp_now_mono_ns() + (delay_ns ? delay_ns : 1);
+	t->at = at;
+	if (t->fd_at && t->fd_at <= at)
+		return 0;
+	return timer_fd_set(t, at);
 }
 
 void pp_loop_timer_disarm(struct pp_timer *t)
 {
 	t->due = false;
-	timer_fd_disarm(t);
+	t->at = 0;
+	timer_stop_periodic(t);
 }
 
 void pp_loop_timer_free(struct pp_timer *t)

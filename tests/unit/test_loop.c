@@ -1,6 +1,8 @@
 /* Timers armed for "the next turn" (delay 0) from the loop's own thread:
  * they skip the timerfd, so these pin down what the timerfd gave for free:
- * once per arming, a later turn, re-arming and disarming, freeing. */
+ * once per arming, a later turn, re-arming and disarming, freeing. And
+ * one-shot timers with a delay, whose timerfd is only set again when it
+ * fires too early: still once per arming, and never before their time. */
 #include "check.h"
 #include "loop.h"
 
@@ -9,6 +11,8 @@ struct fixture {
 	struct pp_timer *a, *b, *guard;
 	int fired_a, fired_b, rearm_a;
 	bool timed_out;
+	uint64_t t0, a_at; /* when the test began, when A first fired */
+	uint64_t b_arms_a_ns; /* B arms A with this delay, if not 0 */
 };
 
 static void on_guard(void *arg)
@@ -24,7 +28,8 @@ static void on_a(void *arg)
 {
 	struct fixture *f = arg;
 
-	f->fired_a++;
+	if (!f->fired_a++)
+		f->a_at = pp_now_mono_ns();
 	if (f->rearm_a && f->fired_a < f->rearm_a)
 		pp_loop_timer_arm(f->a, 0, 0);
 	if (f->rearm_a && f->fired_a == f->rearm_a)
@@ -37,6 +42,8 @@ static void on_b(void *arg)
 	struct fixture *f = arg;
 
 	f->fired_b++;
+	if (f->b_arms_a_ns)
+		pp_loop_timer_arm(f->a, f->b_arms_a_ns, 0);
 	if (f->fired_a)
 		pp_loop_quit(f->loop);
 }
@@ -180,6 +187,69 @@ TEST(armed_before_the_loop_runs)
 	pp_loop_free(f.loop);
 }
 
+static void start_later(void *arg)
+{
+	struct fixture *f = arg;
+
+	f->t0 = pp_now_mono_ns();
+	pp_loop_timer_arm(f->a, 5000000ull, 0);
+	pp_loop_timer_arm(f->a, 30000000ull, 0);
+}
+
+/* The timerfd still fires at 5 ms: it must be set again, not fire A. */
+TEST(rearmed_later_fires_once_not_before)
+{
+	struct fixture f = { 0 };
+
+	fixture_run(&f, start_later, 100000000ull);
+	CHECK(f.timed_out);
+	CHECK_EQ_INT(f.fired_a, 1);
+	CHECK(f.a_at >= f.t0 + 30000000ull);
+}
+
+static void start_earlier(void *arg)
+{
+	struct fixture *f = arg;
+
+	f->t0 = pp_now_mono_ns();
+	pp_loop_timer_arm(f->a, 60000000ull, 0);
+	pp_loop_timer_arm(f->a, 10000000ull, 0);
+}
+
+TEST(rearmed_earlier_fires_once)
+{
+	struct fixture f = { 0 };
+
+	fixture_run(&f, start_earlier, 100000000ull);
+	CHECK(f.timed_out);
+	CHECK_EQ_INT(f.fired_a, 1);
+	CHECK(f.a_at >= f.t0 + 10000000ull);
+}
+
+static void start_disarmed_then_armed(void *arg)
+{
+	struct fixture *f = arg;
+
+	f->t0 = pp_now_mono_ns();
+	f->b_arms_a_ns = 10000000ull;
+	pp_loop_timer_arm(f->a, 5000000ull, 0);
+	pp_loop_timer_disarm(f->a);
+	pp_loop_timer_arm(f->b, 20000000ull, 0);
+}
+
+/* A disarmed at 0 ms, its timerfd firing unheeded at 5, armed again by B
+ * at 20 ms for 10 more: it fires once, at 30 ms or later. */
+TEST(armed_again_after_an_unheeded_firing)
+{
+	struct fixture f = { 0 };
+
+	fixture_run(&f, start_disarmed_then_armed, 200000000ull);
+	CHECK(f.timed_out);
+	CHECK_EQ_INT(f.fired_b, 1);
+	CHECK_EQ_INT(f.fired_a, 1);
+	CHECK(f.a_at >= f.t0 + 30000000ull);
+}
+
 /* A message its sender keeps (the wake of a paused source): it runs in
  * the order posted among heap messages, may be posted again from its own
  * fn, and is never freed by the loop, not even when still pending as the
@@ -240,5 +310,6 @@ TEST(kept_message_in_order_again_never_freed)
 CHECK_MAIN("loop", TEST_ENTRY(next_turn_fires_once_per_arming),
 	   TEST_ENTRY(rearmed_while_waiting_fires_once), TEST_ENTRY(disarmed_or_freed_never_fires),
 	   TEST_ENTRY(next_turn_replaces_a_delay), TEST_ENTRY(delay_replaces_next_turn),
-	   TEST_ENTRY(armed_before_the_loop_runs),
+	   TEST_ENTRY(armed_before_the_loop_runs), TEST_ENTRY(rearmed_later_fires_once_not_before),
+	   TEST_ENTRY(rearmed_earlier_fires_once), TEST_ENTRY(armed_again_after_an_unheeded_firing),
 	   TEST_ENTRY(kept_message_in_order_again_never_freed))
