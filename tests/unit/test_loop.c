@@ -13,6 +13,7 @@ struct fixture {
 	bool timed_out;
 	uint64_t t0, a_at; /* when the test began, when A first fired */
 	uint64_t b_arms_a_ns; /* B arms A with this delay, if not 0 */
+	uint64_t first_ns, then_ns; /* A's two armings in check_rearmed() */
 };
 
 static void on_guard(void *arg)
@@ -136,39 +137,47 @@ TEST(disarmed_or_freed_never_fires)
 	CHECK_EQ_INT(f.fired_b, 0);
 }
 
-static void start_delay_then_now(void *arg)
+static void start_rearmed(void *arg)
 {
 	struct fixture *f = arg;
 
-	/* The next-turn arming replaces the 10 ms one, which must not fire too. */
-	pp_loop_timer_arm(f->a, 10000000ull, 0);
-	pp_loop_timer_arm(f->a, 0, 0);
+	f->t0 = pp_now_mono_ns();
+	pp_loop_timer_arm(f->a, f->first_ns, 0);
+	pp_loop_timer_arm(f->a, f->then_ns, 0);
 }
 
-TEST(next_turn_replaces_a_delay)
+/* A armed for first_ns, then at once for then_ns: it fires once, and not
+ * before then_ns. */
+static void check_rearmed(uint64_t first_ns, uint64_t then_ns)
 {
-	struct fixture f = { 0 };
+	struct fixture f = { .first_ns = first_ns, .then_ns = then_ns };
 
-	fixture_run(&f, start_delay_then_now, 100000000ull);
+	fixture_run(&f, start_rearmed, 100000000ull);
 	CHECK(f.timed_out);
 	CHECK_EQ_INT(f.fired_a, 1);
+	CHECK(f.a_at >= f.t0 + then_ns);
 }
 
-static void start_now_then_delay(void *arg)
+/* The next-turn arming replaces the 10 ms one, which must not fire too. */
+TEST(next_turn_replaces_a_delay)
 {
-	struct fixture *f = arg;
-
-	pp_loop_timer_arm(f->a, 0, 0);
-	pp_loop_timer_arm(f->a, 10000000ull, 0);
+	check_rearmed(10000000ull, 0);
 }
 
 TEST(delay_replaces_next_turn)
 {
-	struct fixture f = { 0 };
+	check_rearmed(0, 10000000ull);
+}
 
-	fixture_run(&f, start_now_then_delay, 100000000ull);
-	CHECK(f.timed_out);
-	CHECK_EQ_INT(f.fired_a, 1);
+/* The timerfd still fires at 5 ms: it must be set again, not fire A. */
+TEST(rearmed_later_fires_once_not_before)
+{
+	check_rearmed(5000000ull, 30000000ull);
+}
+
+TEST(rearmed_earlier_fires_once)
+{
+	check_rearmed(60000000ull, 10000000ull);
 }
 
 TEST(armed_before_the_loop_runs)
@@ -185,45 +194,6 @@ TEST(armed_before_the_loop_runs)
 	CHECK_EQ_INT(f.fired_a, 1);
 	pp_loop_release_owner(f.loop, &f);
 	pp_loop_free(f.loop);
-}
-
-static void start_later(void *arg)
-{
-	struct fixture *f = arg;
-
-	f->t0 = pp_now_mono_ns();
-	pp_loop_timer_arm(f->a, 5000000ull, 0);
-	pp_loop_timer_arm(f->a, 30000000ull, 0);
-}
-
-/* The timerfd still fires at 5 ms: it must be set again, not fire A. */
-TEST(rearmed_later_fires_once_not_before)
-{
-	struct fixture f = { 0 };
-
-	fixture_run(&f, start_later, 100000000ull);
-	CHECK(f.timed_out);
-	CHECK_EQ_INT(f.fired_a, 1);
-	CHECK(f.a_at >= f.t0 + 30000000ull);
-}
-
-static void start_earlier(void *arg)
-{
-	struct fixture *f = arg;
-
-	f->t0 = pp_now_mono_ns();
-	pp_loop_timer_arm(f->a, 60000000ull, 0);
-	pp_loop_timer_arm(f->a, 10000000ull, 0);
-}
-
-TEST(rearmed_earlier_fires_once)
-{
-	struct fixture f = { 0 };
-
-	fixture_run(&f, start_earlier, 100000000ull);
-	CHECK(f.timed_out);
-	CHECK_EQ_INT(f.fired_a, 1);
-	CHECK(f.a_at >= f.t0 + 10000000ull);
 }
 
 static void start_disarmed_then_armed(void *arg)
