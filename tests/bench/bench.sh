@@ -382,22 +382,32 @@ nflog_once() {
 	echo "$offered $captured $(calc "($c1 - $c0) / $(getconf CLK_TCK)")"
 }
 
+# nflog_sample TOOL SIZE: one run of nflog_once; NF_SHARE and NF_CPU get
+# its share captured and its CPU us a packet. 1 if the flood or the
+# capture failed. Not in a subshell: LOSSES, PIDS and on_exit's list are
+# kept.
+NF_SHARE= NF_CPU=
+nflog_sample() {
+	local o= c= s=
+	nflog_once "$1" "$2" >"$TMP/nflog.result"
+	read -r o c s <"$TMP/nflog.result"
+	[ -n "${s:-}" ] && [ "${o:-0}" -ne 0 ] || return 1
+	NF_SHARE=$(calc "$c / $o")
+	NF_CPU=$(calc "$c > 0 ? $s / $c * 1e6 : 0")
+}
+
 row_nflog() { # ID SIZE
-	local id=$1 size=$2 r t o c s share=() cpu=() label
+	local id=$1 size=$2 r t share=() cpu=() label
 	label="nflog capture, ${FLOOD} s sendmmsg UDP flood of $size B, --nflog-threshold 64, to pcap on tmpfs"
 	LOSSES=
 	for ((r = 0; r < RUNS; r++)); do
 		for t in $( ((r % 2)) && echo "ulogd pktpipe" || echo "pktpipe ulogd"); do
-			o= c= s=
-			# Not in a subshell: LOSSES, PIDS and on_exit's list are kept.
-			nflog_once "$t" "$size" >"$TMP/nflog.result"
-			read -r o c s <"$TMP/nflog.result"
-			if [ -z "${s:-}" ] || [ "${o:-0}" -eq 0 ]; then
+			if ! nflog_sample "$t" "$size"; then
 				broken "$id" "$label" "$t: the flood or the capture failed"
 				return
 			fi
-			share+=("$t $(calc "$c / $o")")
-			cpu+=("$t $(calc "$c > 0 ? $s / $c * 1e6 : 0")")
+			share+=("$t $NF_SHARE")
+			cpu+=("$t $NF_CPU")
 		done
 	done
 	local ps us_ps pu us_u
@@ -430,21 +440,18 @@ row_nflog() { # ID SIZE
 # what the capture keeps from what writing the file costs it. pktpipe only:
 # ulogd2 counts nothing it could report here.
 row_nflog_alone() { # ID SIZE
-	local id=$1 size=$2 r o c s share=() cpu=() label dd
+	local id=$1 size=$2 r c s share=() cpu=() label dd
 	label="nflog capture alone, ${FLOOD} s flood of $size B, pcap-out to /dev/null"
 	pktpipe_conf /dev/null
 	LOSSES=
 	for ((r = 0; r < RUNS; r++)); do
-		o= c= s=
-		nflog_once pktpipe "$size" >"$TMP/nflog.result"
-		read -r o c s <"$TMP/nflog.result"
-		if [ -z "${s:-}" ] || [ "${o:-0}" -eq 0 ]; then
+		if ! nflog_sample pktpipe "$size"; then
 			broken "$id" "$label" "the flood or the capture failed"
 			pktpipe_conf
 			return
 		fi
-		share+=("$(calc "$c / $o")")
-		cpu+=("$(calc "$c > 0 ? $s / $c * 1e6 : 0")")
+		share+=("$NF_SHARE")
+		cpu+=("$NF_CPU")
 	done
 	pktpipe_conf
 	s=$(printf '%s\n' "${share[@]}" | median)
