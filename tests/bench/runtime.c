@@ -1,15 +1,19 @@
 /* runtime: run a command and measure it, for the benchmark.
  *
- *   runtime [-w FILE SIZE] [-t SECONDS] -- COMMAND [ARG...]
+ *   runtime [-w FILE SIZE [-f HEAD]] [-t SECONDS] -- COMMAND [ARG...]
  *
  * Prints one line when COMMAND has exited:
- *   wall S cpu S maxrss KB [until S]
+ *   wall S cpu S maxrss KB [until S] [first S first_size B]
  * wall: seconds from the fork to its exit; cpu: its user + system time
  * (children included); maxrss: its peak resident set. With -w, also
  * until: seconds from the fork until FILE first had SIZE bytes or more
  * (polled every 200 us), "until -1" if that never happened within -t
- * SECONDS (default 120) or 5 s after COMMAND exited. Exit status: the
- * command's, 125 when it could not run, 124 when -w timed out.
+ * SECONDS (default 120) or 5 s after COMMAND exited. With -f, also
+ * first: seconds from the fork until FILE first had more than HEAD bytes
+ * (a file header), and first_size: its size then; so that what moved
+ * between first and until is a rate of the steady state, without the
+ * start of the command (-1 and 0 if never). Exit status: the command's,
+ * 125 when it could not run, 124 when -w timed out.
  */
 #include <errno.h>
 #include <signal.h>
@@ -42,20 +46,36 @@ static int usage(void)
 	return 125;
 }
 
-static bool file_has(const char *path, long long size)
+/* The size of path, or -1. */
+static long long file_size(const char *path)
 {
 	struct stat st;
 
-	return stat(path, &st) == 0 && st.st_size >= size;
+	return stat(path, &st) == 0 ? (long long)st.st_size : -1;
 }
 
 struct watch {
 	const char *file; /* -w FILE SIZE */
 	long long size;
+	long long head; /* -f; -1: not asked */
 	double limit; /* -t */
-	double wall, until; /* the results; until -1: never */
+	double wall, until, first; /* the results; -1: never */
+	long long first_size;
 	int status;
 };
+
+/* Notes when w->file first grows past its header, and when it is full. */
+static void watch_file(struct watch *w, double start)
+{
+	long long size = file_size(w->file);
+
+	if (w->head >= 0 && w->first < 0 && size > w->head) {
+		w->first = now() - start;
+		w->first_size = size;
+	}
+	if (size >= w->size)
+		w->until = now() - start;
+}
 
 /* Wait for pid to exit, and for the file to grow, within the limits. */
 static void watch_child(struct watch *w, pid_t pid, double start)
@@ -71,8 +91,8 @@ static void watch_child(struct watch *w, pid_t pid, double start)
 			exited = t;
 			w->wall = t - start;
 		}
-		if (w->file && w->until < 0 && file_has(w->file, w->size))
-			w->until = now() - start;
+		if (w->file && w->until < 0)
+			watch_file(w, start);
 		if (done && (!w->file || w->until >= 0 || t - exited > 5 || t - start > w->limit))
 			return;
 		if (!done && w->file && w->until < 0 && t - start > w->limit)
@@ -83,7 +103,7 @@ static void watch_child(struct watch *w, pid_t pid, double start)
 
 int main(int argc, char **argv)
 {
-	struct watch w = { .limit = 120, .until = -1 };
+	struct watch w = { .limit = 120, .until = -1, .head = -1, .first = -1 };
 	struct rusage ru;
 	double start;
 	int i = 1;
@@ -93,6 +113,8 @@ int main(int argc, char **argv)
 		if (!strcmp(argv[i], "-w") && i + 2 < argc) {
 			w.file = argv[++i];
 			w.size = atoll(argv[++i]);
+		} else if (!strcmp(argv[i], "-f") && i + 1 < argc) {
+			w.head = atoll(argv[++i]);
 		} else if (!strcmp(argv[i], "-t") && i + 1 < argc) {
 			w.limit = atof(argv[++i]);
 		} else {
@@ -116,6 +138,8 @@ int main(int argc, char **argv)
 	       ru.ru_maxrss);
 	if (w.file)
 		printf(" until %.6f", w.until);
+	if (w.file && w.head >= 0)
+		printf(" first %.6f first_size %lld", w.first, w.first_size);
 	printf("\n");
 	if (w.file && w.until < 0)
 		return 124;
