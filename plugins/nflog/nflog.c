@@ -121,8 +121,9 @@ static int nfl_counters(struct nfl_state *s)
 	s->drop_not_ip = h->drop_reason(s->node, "not-ip");
 	s->enobufs = h->counter(s->node, "enobufs", PP_COUNTER_TOTAL);
 	s->rcvbuf_gauge = h->counter(s->node, "rcvbuf", PP_COUNTER_GAUGE);
+	s->unseen = h->counter(s->node, "unseen_batches", PP_COUNTER_TOTAL);
 	if (!s->stats || !s->drop_kernel || !s->drop_nomem || !s->drop_not_ip || !s->enobufs ||
-	    !s->rcvbuf_gauge)
+	    !s->rcvbuf_gauge || !s->unseen)
 		return -ENOMEM;
 	return 0;
 }
@@ -294,9 +295,29 @@ static int nfl_drain(struct nfl_state *s)
 	return rc;
 }
 
+/* Messages the kernel dropped after the last sequence gap we saw: no
+ * later packet numbers them, so their packets are not in 'kernel'. Their
+ * count (at least this many: a drop just before a gap's reading counts as
+ * seen) is all the kernel tells; each held up to qthreshold packets. */
+static void nfl_count_unseen(struct nfl_state *s)
+{
+	uint32_t n = nfl_socket_drops(s) - s->drops_seen;
+
+	if (n == 0 || n >= 1u << 31)
+		return;
+	pp_counter_add(s->unseen, n);
+	s->host->log(s->node, PP_LOG_WARNING,
+		     "the kernel dropped %" PRIu32 " batches (each up to qthreshold = %" PRId64
+		     " packets) after the last packet that could show them as a sequence gap; "
+		     "counted in unseen_batches, not in dropped 'kernel'",
+		     n, s->cfg->qthreshold);
+}
+
 /* Read no more: release what the loop holds for us. */
 static void nfl_release(struct nfl_state *s)
 {
+	if (!s->done)
+		nfl_count_unseen(s);
 	s->done = true;
 	outq_emit(&s->out);
 	if (s->watch)

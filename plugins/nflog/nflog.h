@@ -69,7 +69,7 @@ struct nfl_state {
 	const struct nfl_config *cfg;
 	struct pp_stats *stats;
 	pp_counter *drop_kernel, *drop_nomem, *drop_not_ip;
-	pp_counter *enobufs, *rcvbuf_gauge;
+	pp_counter *enobufs, *rcvbuf_gauge, *unseen;
 	struct pp_log_limit kernel_limit, nomem_limit, not_ip_limit, enobufs_limit;
 	struct pp_log_limit seq_limit, read_limit;
 
@@ -83,6 +83,7 @@ struct nfl_state {
 	bool privileged; /* may still configure the kernel (CAP_NET_ADMIN) */
 	uint64_t rcvbuf; /* requested; the kernel reports twice this */
 	bool rcvbuf_capped; /* it stopped growing: net.core.rmem_max */
+	uint32_t drops_seen; /* the socket's dropped messages when a gap last showed */
 
 	bool final, done; /* final: stopping, the kernel's last batch is in */
 	bool held_back; /* not reading until a full queue ahead drains */
@@ -104,6 +105,8 @@ int nfl_socket_open(struct nfl_state *s);
 int nfl_set_rcvbuf(struct nfl_state *s, uint64_t bytes);
 void nfl_grow_rcvbuf(struct nfl_state *s, const char *why, char *note, size_t notelen);
 void nfl_watch_rcvbuf(struct nfl_state *s); /* grows it when half full */
+/* Messages the kernel could not queue on the socket so far (0: unknown). */
+uint32_t nfl_socket_drops(const struct nfl_state *s);
 int nfl_bind_groups(struct nfl_state *s);
 bool nfl_unbind_groups(struct nfl_state *s);
 void nfl_socket_close(struct nfl_state *s);

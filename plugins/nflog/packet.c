@@ -29,6 +29,9 @@ static void nfl_seq(struct nfl_state *s, struct nfl_group *g, struct nflog_data 
 	}
 	pp_counter_add(&s->stats->packets_in, gap);
 	pp_counter_add(s->drop_kernel, gap);
+	/* What the socket dropped up to now, this gap (and earlier ones)
+	 * accounts for; see nfl_count_unseen(). */
+	s->drops_seen = nfl_socket_drops(s);
 	s->host->log_limited(s->node, &s->kernel_limit, PP_LOG_WARNING,
 			     "group %u: the kernel could not deliver %u packets (sequence %u "
 			     "to %u), counted as dropped 'kernel'", g->num, gap, seq - gap,

@@ -108,6 +108,19 @@ void nfl_grow_rcvbuf(struct nfl_state *s, const char *why, char *note, size_t le
 	s->host->log(s->node, PP_LOG_INFO, "%s: rcvbuf raised to %s", why, a);
 }
 
+/* The kernel's accounting of the socket (SO_MEMINFO), or -errno; -ENODATA
+ * from a kernel older than its drops field (4.14). */
+static int nfl_meminfo(const struct nfl_state *s, uint32_t mem[SK_MEMINFO_VARS])
+{
+	socklen_t len = SK_MEMINFO_VARS * sizeof(mem[0]);
+
+	if (s->fd < 0)
+		return -EBADF;
+	if (getsockopt(s->fd, SOL_SOCKET, SO_MEMINFO, mem, &len) < 0)
+		return -errno;
+	return len > SK_MEMINFO_DROPS * sizeof(mem[0]) ? 0 : -ENODATA;
+}
+
 /* A reader that falls behind for a moment (the CPU was busy elsewhere) is
  * caught by the buffer; one that keeps falling behind fills it. Growing
  * once it is half full, rather than once it overflowed, loses nothing to
@@ -115,16 +128,21 @@ void nfl_grow_rcvbuf(struct nfl_state *s, const char *why, char *note, size_t le
 void nfl_watch_rcvbuf(struct nfl_state *s)
 {
 	uint32_t mem[SK_MEMINFO_VARS];
-	socklen_t len = sizeof(mem);
 	char note[160];
 
 	if (s->rcvbuf_capped || s->rcvbuf >= s->cfg->rcvbuf_max)
 		return;
-	if (getsockopt(s->fd, SOL_SOCKET, SO_MEMINFO, mem, &len) < 0 ||
-	    len <= SK_MEMINFO_RCVBUF * sizeof(mem[0]))
+	if (nfl_meminfo(s, mem) < 0)
 		return;
 	if (mem[SK_MEMINFO_RMEM_ALLOC] >= mem[SK_MEMINFO_RCVBUF] / 2)
 		nfl_grow_rcvbuf(s, "receive buffer more than half full", note, sizeof(note));
+}
+
+uint32_t nfl_socket_drops(const struct nfl_state *s)
+{
+	uint32_t mem[SK_MEMINFO_VARS];
+
+	return nfl_meminfo(s, mem) < 0 ? 0 : mem[SK_MEMINFO_DROPS];
 }
 
 /* ------------------------------------------------------------------ */

@@ -393,6 +393,8 @@ nflog_losses() {
 		import json, sys
 		nodes = json.load(open(sys.argv[1]))["nodes"]
 		lost = {f"{k}.{r}": n for k, v in nodes.items() for r, n in v["dropped"].items() if n}
+		if nodes["cap"].get("unseen_batches"):
+		    lost["cap.unseen_batches"] = nodes["cap"]["unseen_batches"]
 		print(" %s (rcvbuf %d MiB);" % (", ".join(f"{r} {n}" for r, n in lost.items()) or "none",
 		                                nodes["cap"].get("rcvbuf", 0) // 2 // 1048576))
 	PY

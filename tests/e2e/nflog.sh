@@ -277,6 +277,7 @@ burst() { # burst NAME "keys": stats in $TMP/nobody/NAME.json
 	lost=$(stat "$j" cap dropped kernel)
 	if [ "$lost" -gt 0 ]; then ok; else fail "$1: no kernel drops counted"; fi
 	if [ "$(stat "$j" cap enobufs)" -gt 0 ]; then ok; else fail "$1: no ENOBUFS counted"; fi
+	expect_eq "$1: no unseen batches (the pings show the last gap)" "$(stat "$j" cap unseen_batches)" 0
 }
 burst tiny "rcvbuf = 4KiB\nrcvbuf_max = 4KiB"
 expect_contains "tiny: logged with the size and the key" "$(cat "$TMP/tiny.err")" "receive buffer overflowed (ENOBUFS, rcvbuf 4KiB): the kernel dropped packets, counted as dropped 'kernel'; raise rcvbuf_max (4KiB) or rcvbuf"
@@ -291,6 +292,30 @@ expect_eq "grow: rcvbuf doubled up to rcvbuf_max" "$(stat "$TMP/nobody/grow.json
 # SO_RCVBUF (up to net.core.rmem_max) still grows it, and nothing is fatal.
 burst unprivileged "rcvbuf = 4KiB\nrcvbuf_max = 64KiB\nuser = nobody"
 expect_eq "unprivileged: rcvbuf grew all the same" "$(stat "$TMP/nobody/unprivileged.json" cap rcvbuf)" 131072
+
+# ---- a loss at the very end: no later packet shows it as a gap ----
+# The reader is stopped (SIGSTOP) while a burst fills its buffer: every
+# message after that is dropped, and none comes after them to show their
+# sequence numbers. The socket's drop count does: with one packet a
+# message, what the rule matched is what came in plus the unseen batches.
+new_ns "ppnflog-$$-tail"
+nsx iptables -A OUTPUT -o lo -p udp --dport $PORT -j NFLOG --nflog-group 28
+graph tail "groups = 28\nqthreshold = 1\nrcvbuf = 4KiB\nrcvbuf_max = 4KiB"
+STATS="$TMP/nobody/tail.json" nflog_start tail "$TMP/tail.ini" 28
+kill -STOP "${PIDS[tail]}"
+nsx "$UDP" -c 2000 -s 1000 >/dev/null
+kill -CONT "${PIDS[tail]}"
+sleep 0.5
+stop tail TERM 15
+j=$TMP/nobody/tail.json
+expect_eq "tail: exit" "$status" 0
+expect_balanced tail "$j"
+unseen=$(stat "$j" cap unseen_batches)
+if [ "${unseen:-0}" -gt 0 ]; then ok; else fail "tail: no unseen batches counted"; fi
+expect_eq "tail: packets_in + unseen batches = what the rule matched" \
+	"$(($(stat "$j" cap packets_in) + ${unseen:-0}))" "$(nflog_matched)"
+expect_contains "tail: logged" "$(cat "$TMP/tail.err")" \
+	"batches (each up to qthreshold = 1 packets) after the last packet that could show them as a sequence gap; counted in unseen_batches, not in dropped 'kernel'"
 
 # ---- user = : the new ids, no capabilities, and still every packet ----
 new_ns "ppnflog-$$-privs"
