@@ -142,22 +142,34 @@ make_tmp() {
 # on what waits), and HOLD_GIB of the tmpfs is written and removed first,
 # so that what the rows write lands on pages the guest already has. Both
 # knobs are set back at exit; the table's notes tell what was done and how
-# much the host still took back.
+# much the host still took back. The values found are also kept in
+# HOLD_STATE until then: a bench killed before its exit handlers ran
+# leaves them there, and the next run sets the knobs back from them.
 PAGE_REPORTING=/sys/module/page_reporting/parameters
 HOLD_GIB=${BENCH_HOLD_GIB:-8}
+HOLD_STATE=/run/pktpipe-bench.page_reporting
 HELD_KIB=
 
 hold_memory() {
 	local p=$PAGE_REPORTING ms0 wait0 ms avail
 	[ "${BENCH_HOLD_MEMORY:-1}" != 0 ] && [ -w "$p/min_free_ms" ] && [ -w "$p/max_waiting_mib" ] || return 0
-	ms0=$(cat "$p/min_free_ms") wait0=$(cat "$p/max_waiting_mib") || return 0
-	on_exit "echo $ms0 >$p/min_free_ms; echo $wait0 >$p/max_waiting_mib"
+	if [ -s "$HOLD_STATE" ] && read -r ms0 wait0 <"$HOLD_STATE"; then
+		NOTES+=("an earlier bench left free page reporting held; its values before ($ms0, $wait0) come from $HOLD_STATE")
+	else
+		ms0=$(cat "$p/min_free_ms") wait0=$(cat "$p/max_waiting_mib") || return 0
+		echo "$ms0 $wait0" >"$HOLD_STATE" || return 0
+	fi
+	on_exit "echo $ms0 >$p/min_free_ms; echo $wait0 >$p/max_waiting_mib; rm -f $HOLD_STATE"
 	for ms in 3600000 600000 300000 60000; do
 		echo "$ms" 2>/dev/null >"$p/min_free_ms" && break
 	done
 	echo $(($(awk '/^MemTotal:/ { print $2 }' /proc/meminfo) / 1024)) >"$p/max_waiting_mib"
+	# Half the memory available, and what the tmpfs takes (a full one
+	# would only stop dd early; this keeps the note true).
 	avail=$(awk '/^MemAvailable:/ { print int($2 / 2097152) }' /proc/meminfo)
 	[ "$HOLD_GIB" -le "$avail" ] || HOLD_GIB=$avail
+	avail=$(df --output=avail -B1G "$TMP" | tail -n 1)
+	[ "$HOLD_GIB" -le "$((avail))" ] || HOLD_GIB=$((avail))
 	dd if=/dev/zero of="$TMP/hold" bs=1M count=$((HOLD_GIB * 1024)) 2>/dev/null
 	rm -f "$TMP/hold"
 	HELD_KIB=$(cat "$p/reported_kib")
@@ -259,6 +271,7 @@ row1() {
 # stay warm.
 zmq_once() {
 	local file=$1 n=$2 size=$3 port line until first early
+	local hdr=24 rec=$((16 + size)) # pcap's file and record headers
 	rm -f "$TMP/zrx.pcap" "$TMP/zrx.json"
 	printf '[in]\nplugin = zmq-in\nendpoint = tcp://127.0.0.1:*\nrcvhwm = 4\n\n[out]\nplugin = pcap-out\ninput = in\npath = %s\nflush = 1ms\n' \
 		"$TMP/zrx.pcap" >"$TMP/zrx.ini"
@@ -267,12 +280,12 @@ zmq_once() {
 	port=$(bound_port "$TMP/zrx.err" in)
 	printf '[in]\nplugin = pcap-in\npath = %s\n\n[out]\nplugin = zmq-out\ninput = in\nendpoint = tcp://127.0.0.1:%s\nsndhwm = 4\nwait = yes\n' \
 		"$file" "$port" >"$TMP/ztx.ini"
-	line=$("$RT" -t 60 -w "$TMP/zrx.pcap" $((24 + n * (16 + size))) -f 24 -- \
+	line=$("$RT" -t 60 -w "$TMP/zrx.pcap" $((hdr + n * rec)) -f $hdr -- \
 		"$PKTPIPE" -q -c "$TMP/ztx.ini")
 	stop zrx TERM 20
 	until=$(echo "$line" | field until)
 	first=$(echo "$line" | field first)
-	early=$((($(echo "$line" | field first_size) - 24) / (16 + size)))
+	early=$((($(echo "$line" | field first_size) - hdr) / rec))
 	[ -n "$port" ] && [ -f "$TMP/zrx.json" ] &&
 		[ "$(stat "$TMP/zrx.json" out packets_out)" = "$n" ] &&
 		[ "$(yesno "$until > 0 && $until > $first && $first > 0")" = yes ] || return 1
