@@ -21,7 +21,8 @@
 
 struct pkt {
 	uint32_t refs;
-	uint16_t size_class; /* see class_capacity(), or NO_CLASS */
+	uint16_t size_class; /* see class_capacity(), or NO_CLASS; free, a
+			      * packet has its class's capacity */
 	/* A wrapped packet: pub.data is the caller's, and its own data holds
 	 * the struct wrap that gives them back (the padding here, not a
 	 * field more: a ring holds many packets). */
@@ -256,7 +257,10 @@ static struct pp_packet *cached(struct cache *tc, unsigned c)
 {
 	struct pkt *k = tc->items[c][--tc->count[c]];
 
-	tc->bytes -= k->pub.capacity;
+	/* Not k->pub.capacity, though equal (a free packet has its class's):
+	 * k is often cold by now, and a load from it would stall here, where
+	 * init_pkt()'s stores need not wait. */
+	tc->bytes -= class_capacity(c);
 	return init_pkt(tc, k);
 }
 
