@@ -386,23 +386,30 @@ ulogd_conf() {
 }
 
 # The nflog keys at their defaults (rcvbuf 8 MiB growing to 64 MiB,
-# qthreshold 64); pcap-out on its own thread, as plugins/nflog/README.md
-# advises for high rates, with a queue that absorbs what the socket buffer
-# would have (512 batches); nflog stops reading while that queue is three
-# quarters full, so the socket buffer adds to it.
-# pktpipe_conf [OUT]: OUT is the pcap file on tmpfs unless given.
+# qthreshold 64), and pcap-out in the capture's loop: writing to tmpfs
+# never waits for a disk, and there it took half the CPU a packet of a
+# worker thread and kept more (RESULTS.md, "The writer in the capture's
+# loop"). With THREAD yes, pcap-out gets a worker thread with a queue that
+# absorbs what the socket buffer would have (512 batches); nflog stops
+# reading while that queue is three quarters full, so the socket buffer
+# adds to it. That one is the capture "pktpipe-thread", row 3d, run in
+# turn with 3a's two.
+# pktpipe_conf [OUT]: OUT is the pcap file on tmpfs unless given; the
+# worker's configuration writes to nf-pktpipe-thread.pcap.
 NFLOG_OUT=
 pktpipe_conf() {
+	local f='[cap]\nplugin = nflog\ngroups = %s\n\n[out]\nplugin = pcap-out\ninput = cap\npath = %s\n'
 	NFLOG_OUT=${1:-$TMP/nf-pktpipe.pcap}
-	printf '[cap]\nplugin = nflog\ngroups = %s\n\n[out]\nplugin = pcap-out\ninput = cap\npath = %s\nthread = yes\nqueue = 512\n' \
-		"$GROUP" "$NFLOG_OUT" >"$TMP/nflog.ini"
+	printf "$f" "$GROUP" "$NFLOG_OUT" >"$TMP/nflog-pktpipe.ini"
+	printf "${f}thread = yes\nqueue = 512\n" "$GROUP" "$TMP/nf-pktpipe-thread.pcap" \
+		>"$TMP/nflog-pktpipe-thread.ini"
 }
 
 # Where pktpipe lost packets, per run, for the notes: "kernel 120 (rcvbuf
-# 64 MiB)"; appended to LOSSES.
-LOSSES=
-nflog_losses() {
-	LOSSES+=$(python3 - "$TMP/nflog.json" <<-'PY' 2>/dev/null
+# 64 MiB)"; appended to LOSSES[TOOL].
+declare -A LOSSES=()
+nflog_losses() { # TOOL
+	LOSSES[$1]+=$(python3 - "$TMP/nflog.json" <<-'PY' 2>/dev/null
 		import json, sys
 		nodes = json.load(open(sys.argv[1]))["nodes"]
 		lost = {f"{k}.{r}": n for k, v in nodes.items() for r, n in v["dropped"].items() if n}
@@ -422,8 +429,8 @@ nflog_once() {
 	if [ "$tool" = ulogd ]; then
 		spawn nflog ip netns exec "$NS" ulogd -c "$TMP/ulogd.conf" >/dev/null
 	else
-		spawn nflog ip netns exec "$NS" "$PKTPIPE" -q -c "$TMP/nflog.ini" --stats-json "$TMP/nflog.json" \
-			>/dev/null
+		spawn nflog ip netns exec "$NS" "$PKTPIPE" -q -c "$TMP/nflog-$tool.ini" \
+			--stats-json "$TMP/nflog.json" >/dev/null
 	fi
 	pid=${PIDS[nflog]}
 	wait_for 10 nflog_bound "$GROUP" || { kill -9 "$pid"; return 1; }
@@ -435,7 +442,7 @@ nflog_once() {
 	c1=$(cpu_ticks "$pid")
 	stop_pid "$pid" TERM 20
 	offered=$(nflog_matched)
-	[ "$tool" = pktpipe ] && nflog_losses
+	[ "$tool" = ulogd ] || nflog_losses "$tool"
 	if [ "$tool" = pktpipe ] && [ "$NFLOG_OUT" = /dev/null ]; then
 		captured=$(stat "$TMP/nflog.json" out packets_out)
 	else
@@ -459,25 +466,32 @@ nflog_sample() {
 	NF_CPU=$(calc "$c > 0 ? $s / $c * 1e6 : 0")
 }
 
-row_nflog() { # ID SIZE
-	local id=$1 size=$2 r t share=() cpu=() label
+# The median share and CPU a packet of TOOL's samples: "share cpu".
+NF_SAMPLES=()
+nflog_medians() { # TOOL
+	echo "$(printf '%s\n' "${NF_SAMPLES[@]}" | awk -v t="$1" '$1 == t { print $2 }' | median)" \
+		"$(printf '%s\n' "${NF_SAMPLES[@]}" | awk -v t="$1" '$1 == t { print $3 }' | median)"
+}
+
+# Each run takes the captures in turn, starting one further each time.
+row_nflog() { # ID SIZE [THREAD_ID]
+	local id=$1 size=$2 id_thread=${3:-} r i t label tools=(pktpipe ulogd)
 	label="nflog capture, ${FLOOD} s sendmmsg UDP flood of $size B, --nflog-threshold 64, to pcap on tmpfs"
-	LOSSES=
+	[ -z "$id_thread" ] || tools+=(pktpipe-thread)
+	LOSSES=() NF_SAMPLES=()
 	for ((r = 0; r < RUNS; r++)); do
-		for t in $( ((r % 2)) && echo "ulogd pktpipe" || echo "pktpipe ulogd"); do
+		for ((i = 0; i < ${#tools[@]}; i++)); do
+			t=${tools[(r + i) % ${#tools[@]}]}
 			if ! nflog_sample "$t" "$size"; then
 				broken "$id" "$label" "$t: the flood or the capture failed"
 				return
 			fi
-			share+=("$t $NF_SHARE")
-			cpu+=("$t $NF_CPU")
+			NF_SAMPLES+=("$t $NF_SHARE $NF_CPU")
 		done
 	done
 	local ps us_ps pu us_u
-	ps=$(printf '%s\n' "${share[@]}" | awk '$1 == "pktpipe" { print $2 }' | median)
-	pu=$(printf '%s\n' "${share[@]}" | awk '$1 == "ulogd" { print $2 }' | median)
-	us_ps=$(printf '%s\n' "${cpu[@]}" | awk '$1 == "pktpipe" { print $2 }' | median)
-	us_u=$(printf '%s\n' "${cpu[@]}" | awk '$1 == "ulogd" { print $2 }' | median)
+	read -r ps us_ps < <(nflog_medians pktpipe)
+	read -r pu us_u < <(nflog_medians ulogd)
 	local ratio cratio goal met
 	ratio=$(calc "$pu > 0 ? $ps / $pu : 0")
 	cratio=$(calc "$us_u > 0 ? $us_ps / $us_u : 0")
@@ -488,40 +502,52 @@ row_nflog() { # ID SIZE
 		goal="less CPU/packet (share: no goal)"
 		met=$(yesno "$us_ps < $us_u")
 	fi
-	NOTES+=("$id: pktpipe's drops per run (node.reason count):$LOSSES")
+	NOTES+=("$id: pktpipe's drops per run (node.reason count):${LOSSES[pktpipe]:-}")
 	row "$id" "$label" "$(fmt "$ps * 100" %.1f) % captured, $(fmt "$us_ps" %.2f) us CPU/packet" \
 		"ulogd2: $(fmt "$pu * 100" %.1f) %, $(fmt "$us_u" %.2f) us CPU/packet" \
 		"share $(fmt "$ratio")x, CPU $(fmt "$cratio")x" "$goal" "$met"
 	cmds "$id" "ip netns add NS; ip -n NS link set lo up; ip netns exec NS iptables -A OUTPUT -o lo -p udp --dport 9999 -j NFLOG --nflog-group $GROUP --nflog-threshold 64" \
-		"ip netns exec NS pktpipe -c nflog.ini   # [cap] nflog groups = $GROUP; [out] pcap-out input = cap, path = OUT, thread = yes, queue = 512" \
+		"ip netns exec NS pktpipe -c nflog.ini   # [cap] nflog groups = $GROUP; [out] pcap-out input = cap, path = OUT" \
 		"ip netns exec NS ulogd -c ulogd.conf   # stack=log1:NFLOG,base1:BASE,pcap1:PCAP; group=$GROUP, netlink_socket_buffer_size=8388608, _maxsize=67108864; pcap1 file=OUT, sync=0" \
 		"ip netns exec NS build/tools/nflog-udp -t $FLOOD -s $size; sleep 1.5   # then SIGTERM the capture" \
 		"offered: iptables -L OUTPUT -v -x -n (NFLOG rule); captured: records in OUT; CPU: utime+stime of /proc/PID/stat from bound to before SIGTERM"
+	[ -z "$id_thread" ] || row_nflog_thread "$id_thread" "$id" "$ps" "$us_ps"
+}
+
+# The worker's samples of row_nflog, set beside its row: pktpipe's share
+# and CPU a packet there are ID's.
+row_nflog_thread() { # THREAD_ID ID SHARE CPU
+	local id=$1 beside=$2 s c
+	read -r s c < <(nflog_medians pktpipe-thread)
+	row "$id" "nflog capture as $beside, pcap-out on a worker thread (thread = yes, queue = 512)" \
+		"$(fmt "$s * 100" %.1f) % captured, $(fmt "$c" %.2f) us CPU/packet" \
+		"$beside (pcap-out in the capture's loop): $(fmt "$3 * 100" %.1f) %, $(fmt "$4" %.2f) us CPU/packet" \
+		"CPU $(fmt "$4 > 0 ? $c / $4 : 0")x" "none (taken in turn with $beside's two)" "-"
+	NOTES+=("$id: pktpipe's drops per run (node.reason count):${LOSSES[pktpipe-thread]:-}")
+	cmds "$id" "as $beside with [out] thread = yes, queue = 512"
 }
 
 # The capture alone: pcap-out writes to /dev/null. Set beside 3a, it tells
 # what the capture keeps from what writing the file costs it. pktpipe only:
 # ulogd2 counts nothing it could report here.
 row_nflog_alone() { # ID SIZE
-	local id=$1 size=$2 r c s share=() cpu=() label dd
+	local id=$1 size=$2 r c s label dd
 	label="nflog capture alone, ${FLOOD} s flood of $size B, pcap-out to /dev/null"
 	pktpipe_conf /dev/null
-	LOSSES=
+	LOSSES=() NF_SAMPLES=()
 	for ((r = 0; r < RUNS; r++)); do
 		if ! nflog_sample pktpipe "$size"; then
 			broken "$id" "$label" "the flood or the capture failed"
 			pktpipe_conf
 			return
 		fi
-		share+=("$NF_SHARE")
-		cpu+=("$NF_CPU")
+		NF_SAMPLES+=("pktpipe $NF_SHARE $NF_CPU")
 	done
 	pktpipe_conf
-	s=$(printf '%s\n' "${share[@]}" | median)
-	c=$(printf '%s\n' "${cpu[@]}" | median)
+	read -r s c < <(nflog_medians pktpipe)
 	row "$id" "$label" "$(fmt "$s * 100" %.1f) % captured, $(fmt "$c" %.2f) us CPU/packet" "" "" \
 		"none (beside 3a: what writing the file costs)" "-"
-	NOTES+=("$id: pktpipe's drops per run (node.reason count):$LOSSES")
+	NOTES+=("$id: pktpipe's drops per run (node.reason count):${LOSSES[pktpipe]:-}")
 	dd=$("$RT" -- dd if=/dev/zero of="$TMP/dd" bs=1M count=2048 2>/dev/null | field wall)
 	rm -f "$TMP/dd"
 	[ -z "$dd" ] || NOTES+=("$id: this tmpfs takes a new 2 GiB file (dd bs=1M) in $(fmt "$dd" %.2f) s, $(fmt "2.147483648 / $dd" %.2f) GB/s")
@@ -549,7 +575,7 @@ row3() {
 	fi
 	ulogd_conf
 	pktpipe_conf
-	row_nflog 3a 1400
+	row_nflog 3a 1400 3d
 	row_nflog 3b 64
 	row_nflog_alone 3c 1400
 }
