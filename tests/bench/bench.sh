@@ -507,7 +507,7 @@ row_nflog() { # ID SIZE [THREAD_ID]
 		"ulogd2: $(fmt "$pu * 100" %.1f) %, $(fmt "$us_u" %.2f) us CPU/packet" \
 		"share $(fmt "$ratio")x, CPU $(fmt "$cratio")x" "$goal" "$met"
 	cmds "$id" "ip netns add NS; ip -n NS link set lo up; ip netns exec NS iptables -A OUTPUT -o lo -p udp --dport 9999 -j NFLOG --nflog-group $GROUP --nflog-threshold 64" \
-		"ip netns exec NS pktpipe -c nflog.ini   # [cap] nflog groups = $GROUP; [out] pcap-out input = cap, path = OUT" \
+		"ip netns exec NS pktpipe -c nflog-pktpipe.ini   # [cap] nflog groups = $GROUP; [out] pcap-out input = cap, path = OUT" \
 		"ip netns exec NS ulogd -c ulogd.conf   # stack=log1:NFLOG,base1:BASE,pcap1:PCAP; group=$GROUP, netlink_socket_buffer_size=8388608, _maxsize=67108864; pcap1 file=OUT, sync=0" \
 		"ip netns exec NS build/tools/nflog-udp -t $FLOOD -s $size; sleep 1.5   # then SIGTERM the capture" \
 		"offered: iptables -L OUTPUT -v -x -n (NFLOG rule); captured: records in OUT; CPU: utime+stime of /proc/PID/stat from bound to before SIGTERM"
@@ -524,7 +524,7 @@ row_nflog_thread() { # THREAD_ID ID SHARE CPU
 		"$beside (pcap-out in the capture's loop): $(fmt "$3 * 100" %.1f) %, $(fmt "$4" %.2f) us CPU/packet" \
 		"CPU $(fmt "$4 > 0 ? $c / $4 : 0")x" "none (taken in turn with $beside's two)" "-"
 	NOTES+=("$id: pktpipe's drops per run (node.reason count):${LOSSES[pktpipe-thread]:-}")
-	cmds "$id" "as $beside with [out] thread = yes, queue = 512"
+	cmds "$id" "ip netns exec NS pktpipe -c nflog-pktpipe-thread.ini   # as $beside's, and [out] thread = yes, queue = 512"
 }
 
 # The capture alone: pcap-out writes to /dev/null. Set beside 3a, it tells
