@@ -64,17 +64,18 @@ struct watch {
 	int status;
 };
 
-/* Notes when w->file first grows past its header, and when it is full. */
-static void watch_file(struct watch *w, double start)
+/* Notes when w->file first grows past its header, and when it is full:
+ * elapsed seconds from the fork. */
+static void watch_file(struct watch *w, double elapsed)
 {
 	long long size = file_size(w->file);
 
 	if (w->head >= 0 && w->first < 0 && size > w->head) {
-		w->first = now() - start;
+		w->first = elapsed;
 		w->first_size = size;
 	}
 	if (size >= w->size)
-		w->until = now() - start;
+		w->until = elapsed;
 }
 
 /* Wait for pid to exit, and for the file to grow, within the limits. */
@@ -92,7 +93,7 @@ static void watch_child(struct watch *w, pid_t pid, double start)
 			w->wall = t - start;
 		}
 		if (w->file && w->until < 0)
-			watch_file(w, start);
+			watch_file(w, t - start);
 		if (done && (!w->file || w->until >= 0 || t - exited > 5 || t - start > w->limit))
 			return;
 		if (!done && w->file && w->until < 0 && t - start > w->limit)
