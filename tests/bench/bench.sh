@@ -473,6 +473,12 @@ nflog_medians() { # TOOL
 		"$(printf '%s\n' "${NF_SAMPLES[@]}" | awk -v t="$1" '$1 == t { print $3 }' | median)"
 }
 
+# A capture's figures for the pktpipe column: "93.2 % captured, 1.11 us
+# CPU/packet".
+nflog_figures() { # SHARE CPU
+	echo "$(fmt "$1 * 100" %.1f) % captured, $(fmt "$2" %.2f) us CPU/packet"
+}
+
 # Each run takes the captures in turn, starting one further each time.
 row_nflog() { # ID SIZE [THREAD_ID]
 	local id=$1 size=$2 id_thread=${3:-} r i t label tools=(pktpipe ulogd)
@@ -503,7 +509,7 @@ row_nflog() { # ID SIZE [THREAD_ID]
 		met=$(yesno "$us_ps < $us_u")
 	fi
 	NOTES+=("$id: pktpipe's drops per run (node.reason count):${LOSSES[pktpipe]:-}")
-	row "$id" "$label" "$(fmt "$ps * 100" %.1f) % captured, $(fmt "$us_ps" %.2f) us CPU/packet" \
+	row "$id" "$label" "$(nflog_figures "$ps" "$us_ps")" \
 		"ulogd2: $(fmt "$pu * 100" %.1f) %, $(fmt "$us_u" %.2f) us CPU/packet" \
 		"share $(fmt "$ratio")x, CPU $(fmt "$cratio")x" "$goal" "$met"
 	cmds "$id" "ip netns add NS; ip -n NS link set lo up; ip netns exec NS iptables -A OUTPUT -o lo -p udp --dport 9999 -j NFLOG --nflog-group $GROUP --nflog-threshold 64" \
@@ -520,7 +526,7 @@ row_nflog_thread() { # THREAD_ID ID SHARE CPU
 	local id=$1 beside=$2 s c
 	read -r s c < <(nflog_medians pktpipe-thread)
 	row "$id" "nflog capture as $beside, pcap-out on a worker thread (thread = yes, queue = 512)" \
-		"$(fmt "$s * 100" %.1f) % captured, $(fmt "$c" %.2f) us CPU/packet" \
+		"$(nflog_figures "$s" "$c")" \
 		"$beside (pcap-out in the capture's loop): $(fmt "$3 * 100" %.1f) %, $(fmt "$4" %.2f) us CPU/packet" \
 		"CPU $(fmt "$4 > 0 ? $c / $4 : 0")x" "none (taken in turn with $beside's two)" "-"
 	NOTES+=("$id: pktpipe's drops per run (node.reason count):${LOSSES[pktpipe-thread]:-}")
@@ -545,7 +551,7 @@ row_nflog_alone() { # ID SIZE
 	done
 	pktpipe_conf
 	read -r s c < <(nflog_medians pktpipe)
-	row "$id" "$label" "$(fmt "$s * 100" %.1f) % captured, $(fmt "$c" %.2f) us CPU/packet" "" "" \
+	row "$id" "$label" "$(nflog_figures "$s" "$c")" "" "" \
 		"none (beside 3a: what writing the file costs)" "-"
 	NOTES+=("$id: pktpipe's drops per run (node.reason count):${LOSSES[pktpipe]:-}")
 	dd=$("$RT" -- dd if=/dev/zero of="$TMP/dd" bs=1M count=2048 2>/dev/null | field wall)
