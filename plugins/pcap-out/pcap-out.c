@@ -131,7 +131,8 @@ static const struct pp_option pout_options[] = {
 	{ .name = "buffer", .type = PP_OPT_SIZE, .default_value = "4MiB", .min = 0,
 	  .max = 1ll << 30, POUT_OPT(buffer),
 	  .help = "data that may wait in memory while a FIFO's reader lags; "
-		  "beyond it packets are dropped (reader-slow)" },
+		  "beyond it packets are dropped (reader-slow); the memory it takes may "
+		  "reach twice this" },
 	{ .name = "pipe_size", .type = PP_OPT_SIZE, .default_value = "1MiB", .min = 0,
 	  .max = 1ll << 30, POUT_OPT(pipe_size),
 	  .help = "FIFO: the pipe buffer to ask the kernel for (F_SETPIPE_SZ, best effort); "
