@@ -364,8 +364,9 @@ nflog_setup() {
 
 # The same stack the issue names: NFLOG -> BASE -> PCAP, 8 MiB socket
 # buffer growing to 64 MiB as pktpipe's rcvbuf and rcvbuf_max.
+# ulogd_conf CONF OUT
 ulogd_conf() {
-	cat >"$TMP/ulogd.conf" <<-EOF
+	cat >"$TMP/$1" <<-EOF
 		[global]
 		logfile="$TMP/ulogd.log"
 		loglevel=5
@@ -380,7 +381,7 @@ ulogd_conf() {
 		netlink_socket_buffer_maxsize=67108864
 
 		[pcap1]
-		file="$TMP/nf-ulogd.pcap"
+		file="$2"
 		sync=0
 	EOF
 }
@@ -395,14 +396,16 @@ ulogd_conf() {
 # adds to it. That one is the capture "pktpipe-thread", row 3d, run in
 # turn with 3a's two.
 # pktpipe_conf [OUT]: OUT is the pcap file on tmpfs unless given; the
-# worker's configuration writes to nf-pktpipe-thread.pcap.
-NFLOG_OUT=
+# worker's configuration writes to nf-pktpipe-thread.pcap, the FIFO's
+# (capture "pktpipe-fifo", row 3e) to NFLOG_FIFO.
+NFLOG_OUT= NFLOG_FIFO=
 pktpipe_conf() {
 	local f='[cap]\nplugin = nflog\ngroups = %s\n\n[out]\nplugin = pcap-out\ninput = cap\npath = %s\n'
 	NFLOG_OUT=${1:-$TMP/nf-pktpipe.pcap}
 	printf "$f" "$GROUP" "$NFLOG_OUT" >"$TMP/nflog-pktpipe.ini"
 	printf "${f}thread = yes\nqueue = 512\n" "$GROUP" "$TMP/nf-pktpipe-thread.pcap" \
 		>"$TMP/nflog-pktpipe-thread.ini"
+	printf "$f" "$GROUP" "$NFLOG_FIFO" >"$TMP/nflog-pktpipe-fifo.ini"
 }
 
 # Where pktpipe lost packets, per run, for the notes: "kernel 120 (rcvbuf
@@ -421,29 +424,38 @@ nflog_losses() { # TOOL
 	)
 }
 
-# nflog_once TOOL SIZE: "offered captured cpu_seconds", or nothing.
+# nflog_once TOOL SIZE: "offered captured cpu_seconds", or nothing. A
+# TOOL ending in -fifo writes to NFLOG_FIFO, whose reader counts the
+# records it reads (mkpcap count) until the capture closes it.
 nflog_once() {
-	local tool=$1 size=$2 pid c0 c1 offered captured
-	rm -f "$TMP/nf-$tool.pcap"
+	local tool=$1 size=$2 pid c0 c1 offered captured reader=
+	rm -f "$TMP/nf-$tool.pcap" "$TMP/nf-count"
 	nsx iptables -Z OUTPUT
-	if [ "$tool" = ulogd ]; then
-		spawn nflog ip netns exec "$NS" ulogd -c "$TMP/ulogd.conf" >/dev/null
+	if [ "${tool%-fifo}" != "$tool" ]; then
+		spawn nfreader "$BENCH/mkpcap" count "$NFLOG_FIFO" >"$TMP/nf-count"
+		reader=${PIDS[nfreader]}
+	fi
+	if [ "${tool#ulogd}" != "$tool" ]; then
+		spawn nflog ip netns exec "$NS" ulogd -c "$TMP/$tool.conf" >/dev/null
 	else
 		spawn nflog ip netns exec "$NS" "$PKTPIPE" -q -c "$TMP/nflog-$tool.ini" \
 			--stats-json "$TMP/nflog.json" >/dev/null
 	fi
 	pid=${PIDS[nflog]}
-	wait_for 10 nflog_bound "$GROUP" || { kill -9 "$pid"; return 1; }
+	wait_for 10 nflog_bound "$GROUP" || { kill -9 "$pid" $reader; return 1; }
 	c0=$(cpu_ticks "$pid")
-	nsx "$BUILD/tools/nflog-udp" -t "$FLOOD" -s "$size" >/dev/null || { kill -9 "$pid"; return 1; }
+	nsx "$BUILD/tools/nflog-udp" -t "$FLOOD" -s "$size" >/dev/null || { kill -9 "$pid" $reader; return 1; }
 	# The kernel's last batches (qtimeout: pktpipe 100 ms, ulogd the
 	# kernel's 1 s) and the reader's backlog.
 	sleep 1.5
 	c1=$(cpu_ticks "$pid")
 	stop_pid "$pid" TERM 20
 	offered=$(nflog_matched)
-	[ "$tool" = ulogd ] || nflog_losses "$tool"
-	if [ "$tool" = pktpipe ] && [ "$NFLOG_OUT" = /dev/null ]; then
+	[ "${tool#ulogd}" != "$tool" ] || nflog_losses "$tool"
+	if [ -n "$reader" ]; then
+		reap "$reader" 20
+		captured=$(cut -d' ' -f1 "$TMP/nf-count")
+	elif [ "$tool" = pktpipe ] && [ "$NFLOG_OUT" = /dev/null ]; then
 		captured=$(stat "$TMP/nflog.json" out packets_out)
 	else
 		captured=$("$BENCH/mkpcap" count "$TMP/nf-$tool.pcap" 2>/dev/null | cut -d' ' -f1)
@@ -480,9 +492,12 @@ nflog_figures() { # SHARE CPU
 }
 
 # Each run takes the captures in turn, starting one further each time.
+# With a THREAD_ID of -fifo, both write to NFLOG_FIFO instead of tmpfs.
 row_nflog() { # ID SIZE [THREAD_ID]
-	local id=$1 size=$2 id_thread=${3:-} r i t label tools=(pktpipe ulogd)
-	label="nflog capture, ${FLOOD} s sendmmsg UDP flood of $size B, --nflog-threshold 64, to pcap on tmpfs"
+	local id=$1 size=$2 id_thread=${3:-} r i t label sfx= out="pcap on tmpfs"
+	[ "$id_thread" != -fifo ] || { sfx=-fifo id_thread= out="a FIFO read by mkpcap count"; }
+	local tools=("pktpipe$sfx" "ulogd$sfx")
+	label="nflog capture, ${FLOOD} s sendmmsg UDP flood of $size B, --nflog-threshold 64, to $out"
 	[ -z "$id_thread" ] || tools+=(pktpipe-thread)
 	LOSSES=() NF_SAMPLES=()
 	for ((r = 0; r < RUNS; r++)); do
@@ -496,8 +511,8 @@ row_nflog() { # ID SIZE [THREAD_ID]
 		done
 	done
 	local ps us_ps pu us_u
-	read -r ps us_ps < <(nflog_medians pktpipe)
-	read -r pu us_u < <(nflog_medians ulogd)
+	read -r ps us_ps < <(nflog_medians "pktpipe$sfx")
+	read -r pu us_u < <(nflog_medians "ulogd$sfx")
 	local ratio cratio goal met
 	ratio=$(calc "$pu > 0 ? $ps / $pu : 0")
 	cratio=$(calc "$us_u > 0 ? $us_ps / $us_u : 0")
@@ -508,15 +523,16 @@ row_nflog() { # ID SIZE [THREAD_ID]
 		goal="less CPU/packet (share: no goal)"
 		met=$(yesno "$us_ps < $us_u")
 	fi
-	NOTES+=("$id: pktpipe's drops per run (node.reason count):${LOSSES[pktpipe]:-}")
+	NOTES+=("$id: pktpipe's drops per run (node.reason count):${LOSSES[pktpipe$sfx]:-}")
 	row "$id" "$label" "$(nflog_figures "$ps" "$us_ps")" \
 		"ulogd2: $(fmt "$pu * 100" %.1f) %, $(fmt "$us_u" %.2f) us CPU/packet" \
 		"share $(fmt "$ratio")x, CPU $(fmt "$cratio")x" "$goal" "$met"
 	cmds "$id" "ip netns add NS; ip -n NS link set lo up; ip netns exec NS iptables -A OUTPUT -o lo -p udp --dport 9999 -j NFLOG --nflog-group $GROUP --nflog-threshold 64" \
-		"ip netns exec NS pktpipe -c nflog-pktpipe.ini   # [cap] nflog groups = $GROUP; [out] pcap-out input = cap, path = OUT" \
-		"ip netns exec NS ulogd -c ulogd.conf   # stack=log1:NFLOG,base1:BASE,pcap1:PCAP; group=$GROUP, netlink_socket_buffer_size=8388608, _maxsize=67108864; pcap1 file=OUT, sync=0" \
+		"ip netns exec NS pktpipe -c nflog-pktpipe$sfx.ini   # [cap] nflog groups = $GROUP; [out] pcap-out input = cap, path = OUT" \
+		"ip netns exec NS ulogd -c ulogd$sfx.conf   # stack=log1:NFLOG,base1:BASE,pcap1:PCAP; group=$GROUP, netlink_socket_buffer_size=8388608, _maxsize=67108864; pcap1 file=OUT, sync=0" \
 		"ip netns exec NS build/tools/nflog-udp -t $FLOOD -s $size; sleep 1.5   # then SIGTERM the capture" \
 		"offered: iptables -L OUTPUT -v -x -n (NFLOG rule); captured: records in OUT; CPU: utime+stime of /proc/PID/stat from bound to before SIGTERM"
+	[ -z "$sfx" ] || cmds "$id" "mkfifo OUT; build/bench/mkpcap count OUT   # started before the capture; its count is the records captured"
 	[ -z "$id_thread" ] || row_nflog_thread "$id_thread" "$id" "$ps" "$us_ps"
 }
 
@@ -579,9 +595,13 @@ row3() {
 		broken 3 "$label" "cannot make a network namespace with the NFLOG rule"
 		return
 	fi
-	ulogd_conf
+	NFLOG_FIFO=$TMP/nf.fifo
+	mkfifo "$NFLOG_FIFO"
+	ulogd_conf ulogd.conf "$TMP/nf-ulogd.pcap"
+	ulogd_conf ulogd-fifo.conf "$NFLOG_FIFO"
 	pktpipe_conf
 	row_nflog 3a 1400 3d
+	row_nflog 3e 1400 -fifo
 	row_nflog 3b 64
 	row_nflog_alone 3c 1400
 }
