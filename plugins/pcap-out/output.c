@@ -55,6 +55,7 @@ struct out {
 	bool blocked; /* the FIFO is full: wait for the watch */
 	bool failed; /* the last write failed: retry slowly */
 	bool draining; /* stop() returned -EINPROGRESS: finish when written */
+	bool busy; /* told the host so (cfg.wait): the reader lags */
 	dev_t dev; /* the FIFO open, to tell on SIGHUP whether it changed */
 	ino_t ino;
 
@@ -862,6 +863,23 @@ static void out_rearm(struct out *o)
 	}
 }
 
+/* wait = yes: busy from three quarters of the buffer until half of it
+ * is left, so that what the sources still send before they pause (the
+ * rest of a batch) finds room, and one write does not flip it back and
+ * forth. A FIFO without a reader is not waited for: its packets drop
+ * (no-reader), or an IDS that is away would hold the capture back. */
+static void out_update_busy(struct out *o)
+{
+	uint64_t pending = out_pending(o);
+	bool busy = o->fd >= 0 && !o->draining &&
+		    (o->busy ? pending > o->cfg.limit / 2 : pending > o->cfg.limit - o->cfg.limit / 4);
+
+	if (!o->cfg.wait || !o->fifo || busy == o->busy || !PP_HOST_HAS(o->host, set_busy))
+		return;
+	o->busy = busy;
+	o->host->set_busy(o->node, busy);
+}
+
 static void out_settle(struct out *o)
 {
 	if (o->draining && (!out_waiting(o) || o->failed || o->fd < 0)) {
@@ -871,6 +889,7 @@ static void out_settle(struct out *o)
 		o->host->finished(o->node, 0);
 		return;
 	}
+	out_update_busy(o);
 	out_report(o);
 	out_rearm(o);
 }

@@ -59,6 +59,7 @@ struct out_config {
 	uint64_t retry_ns; /* how often a FIFO without reader is tried */
 	uint64_t pipe_size; /* F_SETPIPE_SZ wish; 0 = the kernel's default */
 	bool append; /* continue existing files (resume decides how) */
+	bool wait; /* a lagging FIFO reader holds back the sources (set_busy) */
 	uint64_t rotate_size; /* bytes per file; 0 = no size rotation */
 	uint64_t rotate_ns; /* a new file at each multiple; 0 = none */
 	uint32_t rotate_count; /* files this run keeps; 0 = all */

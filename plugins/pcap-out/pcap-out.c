@@ -47,6 +47,7 @@ struct pout_config {
 	uint64_t buffer; /* bytes */
 	uint64_t pipe_size; /* bytes */
 	uint64_t retry; /* ns */
+	bool wait;
 };
 
 /* A LINKTYPE number (1, 101, 0x71), or a libpcap name with or without its
@@ -141,6 +142,10 @@ static const struct pp_option pout_options[] = {
 	  .max = 60000000000, POUT_OPT(retry),
 	  .help = "FIFO without a reader: how often to look for one (packets are dropped "
 		  "meanwhile, no-reader)" },
+	{ .name = "wait", .type = PP_OPT_BOOL, .default_value = "no", POUT_OPT(wait),
+	  .help = "FIFO: while its reader lags (buffer three quarters full), hold back the "
+		  "sources that can wait (pcap-in, zmq-in, nflog) instead of dropping "
+		  "(reader-slow); without a reader, packets are still dropped (no-reader)" },
 	PP_OPTION_END
 };
 
@@ -244,6 +249,7 @@ static int pout_open_out(struct pout_state *s)
 		.retry_ns = cfg->retry,
 		.pipe_size = cfg->pipe_size,
 		.append = cfg->append,
+		.wait = cfg->wait,
 		.rotate_size = cfg->rotate_size,
 		.rotate_ns = cfg->rotate_interval,
 		.rotate_count = (uint32_t)cfg->rotate_count,

@@ -239,6 +239,49 @@ expect_eq "never a reader: exit" "$?" 0
 expect_eq "never a reader: no-reader" "$(stat "$TMP/none.json" ids dropped no-reader)" "$N0"
 expect_balanced "never a reader" "$TMP/none.json"
 
+# wait = yes: a reader that does not read holds pcap-in back instead of
+# costing drops; once it reads it gets every packet of the input, in order. The
+# buffer holds more than pcap-in's batch (up to the whole 450 kB input),
+# which goes on arriving while the node is busy.
+cat >"$TMP/wait.ini" <<INI
+[src]
+plugin = pcap-in
+path = $TMP/input.pcap
+loop = 20
+
+[ids]
+plugin = pcap-out
+input = src
+path = $FIFO
+buffer = 2MiB
+pipe_size = 64KiB
+wait = yes
+INI
+# The reader opens the FIFO first (a writer alone would drop), and reads
+# only once told to.
+spawn rw "$PY" -c '
+import os, shutil, sys, time
+src = open(sys.argv[1], "rb")
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.01)
+shutil.copyfileobj(src, open(sys.argv[3], "wb"), 1 << 20)' "$FIFO" "$TMP/rw.go" "$TMP/rw.pcap"
+wait_for 10 grep -qx wait_for_partner "/proc/${PIDS[rw]}/wchan" || fail "wait: reader not opening"
+START_READY=10 start wait "$TMP/wait.ini"
+wait_stat wait 20 src paused -gt 0 || fail "wait: pcap-in never paused: $(cat "$TMP/wait.err")"
+expect_eq "wait: nothing dropped while paused" "$(get wait ids dropped.reader-slow)" 0
+expect_eq "wait: buffer bounded" "$(($(get wait ids buffer_bytes) <= 2097152))" 1
+touch "$TMP/rw.go"
+reap "${PIDS[wait]}" 60
+expect_eq "wait: exit" "$?" 0
+timeout 20 tail --pid="${PIDS[rw]}" -f /dev/null || fail "wait: the reader did not see the end"
+expect_balanced "wait" "$TMP/wait.json"
+expect_eq "wait: all written" "$(stat "$TMP/wait.json" ids packets_out)" $((N0 * 20))
+expect_eq "wait: no drops" "$(stat "$TMP/wait.json" ids dropped reader-slow)" 0
+expect_eq "wait: the reader got all" "$(count "$TMP/rw.pcap")" $((N0 * 20))
+yes "$TMP/input.pcap" | head -n 20 | xargs mergecap -a -F pcap -w "$TMP/input20.pcap"
+same "wait: in order" "$TMP/rw.pcap" "$TMP/input20.pcap"
+sanitizer_clean "wait = yes" "$TMP/wait.err"
+
 # ------------------------------------------------------------------ #
 # Rotation                                                            #
 
