@@ -424,6 +424,9 @@ nflog_losses() { # TOOL
 	)
 }
 
+# A reader blocked in its open of a FIFO, waiting for a writer.
+fifo_opening() { grep -qx wait_for_partner "/proc/$1/wchan"; }
+
 # nflog_once TOOL SIZE: "offered captured cpu_seconds", or nothing. A
 # TOOL ending in -fifo writes to NFLOG_FIFO, whose reader counts the
 # records it reads (mkpcap count) until the capture closes it.
@@ -434,6 +437,9 @@ nflog_once() {
 	if [ "${tool%-fifo}" != "$tool" ]; then
 		spawn nfreader "$BENCH/mkpcap" count "$NFLOG_FIFO" >"$TMP/nf-count"
 		reader=${PIDS[nfreader]}
+		# A writer that came first would find no reader and drop for a
+		# retry's time (pcap-out's no-reader).
+		wait_for 5 fifo_opening "$reader"
 	fi
 	if [ "${tool#ulogd}" != "$tool" ]; then
 		spawn nflog ip netns exec "$NS" ulogd -c "$TMP/$tool.conf" >/dev/null
