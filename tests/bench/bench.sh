@@ -397,7 +397,9 @@ ulogd_conf() {
 # turn with 3a's two.
 # pktpipe_conf [OUT]: OUT is the pcap file on tmpfs unless given; the
 # worker's configuration writes to nf-pktpipe-thread.pcap, the FIFO's
-# (capture "pktpipe-fifo", row 3e) to NFLOG_FIFO.
+# (capture "pktpipe-fifo", row 3e) to NFLOG_FIFO, with wait = yes: a
+# reader that lags holds the capture back to its socket buffer, as
+# ulogd2's blocking writes do, instead of dropping (reader-slow).
 NFLOG_OUT= NFLOG_FIFO=
 pktpipe_conf() {
 	local f='[cap]\nplugin = nflog\ngroups = %s\n\n[out]\nplugin = pcap-out\ninput = cap\npath = %s\n'
@@ -405,7 +407,7 @@ pktpipe_conf() {
 	printf "$f" "$GROUP" "$NFLOG_OUT" >"$TMP/nflog-pktpipe.ini"
 	printf "${f}thread = yes\nqueue = 512\n" "$GROUP" "$TMP/nf-pktpipe-thread.pcap" \
 		>"$TMP/nflog-pktpipe-thread.ini"
-	printf "$f" "$GROUP" "$NFLOG_FIFO" >"$TMP/nflog-pktpipe-fifo.ini"
+	printf "${f}wait = yes\n" "$GROUP" "$NFLOG_FIFO" >"$TMP/nflog-pktpipe-fifo.ini"
 }
 
 # Where pktpipe lost packets, per run, for the notes: "kernel 120 (rcvbuf
@@ -498,10 +500,10 @@ nflog_figures() { # SHARE CPU
 }
 
 # Each run takes the captures in turn, starting one further each time.
-# With a THREAD_ID of -fifo, both write to NFLOG_FIFO instead of tmpfs.
-row_nflog() { # ID SIZE [THREAD_ID]
+# With fifo instead of a THREAD_ID, both write to NFLOG_FIFO, not tmpfs.
+row_nflog() { # ID SIZE [THREAD_ID | fifo]
 	local id=$1 size=$2 id_thread=${3:-} r i t label sfx= out="pcap on tmpfs"
-	[ "$id_thread" != -fifo ] || { sfx=-fifo id_thread= out="a FIFO read by mkpcap count"; }
+	[ "$id_thread" != fifo ] || { sfx=-fifo id_thread= out="a FIFO read by mkpcap count"; }
 	local tools=("pktpipe$sfx" "ulogd$sfx")
 	label="nflog capture, ${FLOOD} s sendmmsg UDP flood of $size B, --nflog-threshold 64, to $out"
 	[ -z "$id_thread" ] || tools+=(pktpipe-thread)
@@ -534,7 +536,7 @@ row_nflog() { # ID SIZE [THREAD_ID]
 		"ulogd2: $(fmt "$pu * 100" %.1f) %, $(fmt "$us_u" %.2f) us CPU/packet" \
 		"share $(fmt "$ratio")x, CPU $(fmt "$cratio")x" "$goal" "$met"
 	cmds "$id" "ip netns add NS; ip -n NS link set lo up; ip netns exec NS iptables -A OUTPUT -o lo -p udp --dport 9999 -j NFLOG --nflog-group $GROUP --nflog-threshold 64" \
-		"ip netns exec NS pktpipe -c nflog-pktpipe$sfx.ini   # [cap] nflog groups = $GROUP; [out] pcap-out input = cap, path = OUT" \
+		"ip netns exec NS pktpipe -c nflog-pktpipe$sfx.ini   # [cap] nflog groups = $GROUP; [out] pcap-out input = cap, path = OUT${sfx:+, wait = yes}" \
 		"ip netns exec NS ulogd -c ulogd$sfx.conf   # stack=log1:NFLOG,base1:BASE,pcap1:PCAP; group=$GROUP, netlink_socket_buffer_size=8388608, _maxsize=67108864; pcap1 file=OUT, sync=0" \
 		"ip netns exec NS build/tools/nflog-udp -t $FLOOD -s $size; sleep 1.5   # then SIGTERM the capture" \
 		"offered: iptables -L OUTPUT -v -x -n (NFLOG rule); captured: records in OUT; CPU: utime+stime of /proc/PID/stat from bound to before SIGTERM"
@@ -607,7 +609,7 @@ row3() {
 	ulogd_conf ulogd-fifo.conf "$NFLOG_FIFO"
 	pktpipe_conf
 	row_nflog 3a 1400 3d
-	row_nflog 3e 1400 -fifo
+	row_nflog 3e 1400 fifo
 	row_nflog 3b 64
 	row_nflog_alone 3c 1400
 }
