@@ -9,10 +9,11 @@
  *
  * Loss is counted exactly: the kernel numbers each group's packets, and a
  * gap is what it could not deliver (socket buffer full), counted in
- * packets_in and dropped as "kernel". ENOBUFS, the kernel's notice of such
- * an overflow, is counted apart ("enobufs"), doubles rcvbuf up to
- * rcvbuf_max, and is never fatal; so does a backlog that fills half of the
- * buffer, before anything is lost.
+ * packets_in and dropped as "kernel". Each gap is also an overflow
+ * ("overflows"), which doubles rcvbuf up to rcvbuf_max; so does a backlog
+ * that fills half of the buffer, before anything is lost. The socket has
+ * NETLINK_NO_ENOBUFS: without it, an overflow makes the kernel drop every
+ * message until the queue is empty, far more than did not fit.
  *
  * Stopping: unbinding a group makes the kernel send what it still batches,
  * so nothing is left behind. Without privileges (user =) unbinding is not
@@ -62,7 +63,7 @@ static const struct pp_option nfl_options[] = {
 		  "CAP_NET_ADMIN SO_RCVBUF, capped by net.core.rmem_max)" },
 	{ .name = "rcvbuf_max", .type = PP_OPT_SIZE, .default_value = "64MiB", .min = 4096,
 	  .max = 1ll << 30, .offset = offsetof(struct nfl_config, rcvbuf_max),
-	  .help = "on overflow (ENOBUFS) rcvbuf doubles up to this; set it to rcvbuf to "
+	  .help = "on overflow (a sequence gap) rcvbuf doubles up to this; set it to rcvbuf to "
 		  "never grow" },
 	{ .name = "user", .type = PP_OPT_STRING, .default_value = "",
 	  .offset = offsetof(struct nfl_config, user),
@@ -119,10 +120,10 @@ static int nfl_counters(struct nfl_state *s)
 	s->drop_kernel = h->drop_reason(s->node, "kernel");
 	s->drop_nomem = h->drop_reason(s->node, "nomem");
 	s->drop_not_ip = h->drop_reason(s->node, "not-ip");
-	s->enobufs = h->counter(s->node, "enobufs", PP_COUNTER_TOTAL);
+	s->overflows = h->counter(s->node, "overflows", PP_COUNTER_TOTAL);
 	s->rcvbuf_gauge = h->counter(s->node, "rcvbuf", PP_COUNTER_GAUGE);
 	s->unseen = h->counter(s->node, "unseen_batches", PP_COUNTER_TOTAL);
-	if (!s->stats || !s->drop_kernel || !s->drop_nomem || !s->drop_not_ip || !s->enobufs ||
+	if (!s->stats || !s->drop_kernel || !s->drop_nomem || !s->drop_not_ip || !s->overflows ||
 	    !s->rcvbuf_gauge || !s->unseen)
 		return -ENOMEM;
 	return 0;
@@ -190,21 +191,10 @@ err:
 /* ------------------------------------------------------------------ */
 /* Reading                                                              */
 
-static void nfl_overrun(struct nfl_state *s)
-{
-	char size[32], note[160];
-
-	pp_counter_add(s->enobufs, 1);
-	nfl_size_text(s->rcvbuf, size, sizeof(size));
-	nfl_grow_rcvbuf(s, "receive buffer overflowed", note, sizeof(note));
-	s->host->log_limited(s->node, &s->enobufs_limit, PP_LOG_WARNING,
-			     "receive buffer overflowed (ENOBUFS, rcvbuf %s): the kernel dropped "
-			     "packets, counted as dropped 'kernel'; %s", size, note);
-}
-
 /* One kernel message into s->buf: its length; 0 when there was nothing to
  * handle (EINTR, ENOBUFS, a sender other than the kernel); -EAGAIN when the
- * socket is empty; another -errno when it failed. */
+ * socket is empty; another -errno when it failed. ENOBUFS comes only where
+ * NETLINK_NO_ENOBUFS could not be set: the sequence gap counts the loss. */
 static ssize_t nfl_recv(struct nfl_state *s)
 {
 	struct sockaddr_nl from = { 0 };
@@ -215,8 +205,6 @@ static ssize_t nfl_recv(struct nfl_state *s)
 	if (n < 0) {
 		int err = errno;
 
-		if (err == ENOBUFS)
-			nfl_overrun(s);
 		if (err == EINTR || err == ENOBUFS)
 			return 0;
 		return err == EWOULDBLOCK ? -EAGAIN : -err;

@@ -29,6 +29,7 @@ static void nfl_seq(struct nfl_state *s, struct nfl_group *g, struct nflog_data 
 	}
 	pp_counter_add(&s->stats->packets_in, gap);
 	pp_counter_add(s->drop_kernel, gap);
+	nfl_overflowed(s);
 	/* What the socket dropped up to now, this gap (and earlier ones)
 	 * accounts for; see nfl_count_unseen(). */
 	s->drops_seen = nfl_socket_drops(s);

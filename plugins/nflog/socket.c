@@ -108,6 +108,20 @@ void nfl_grow_rcvbuf(struct nfl_state *s, const char *why, char *note, size_t le
 	s->host->log(s->node, PP_LOG_INFO, "%s: rcvbuf raised to %s", why, a);
 }
 
+/* The socket buffer overflowed (a sequence gap showed it): one more
+ * overflow, and a larger buffer while rcvbuf_max allows. */
+void nfl_overflowed(struct nfl_state *s)
+{
+	char size[32], note[160];
+
+	pp_counter_add(s->overflows, 1);
+	nfl_size_text(s->rcvbuf, size, sizeof(size));
+	nfl_grow_rcvbuf(s, "receive buffer overflowed", note, sizeof(note));
+	s->host->log_limited(s->node, &s->overflow_limit, PP_LOG_WARNING,
+			     "receive buffer overflowed (rcvbuf %s): the kernel dropped packets, "
+			     "counted as dropped 'kernel'; %s", size, note);
+}
+
 /* The kernel's accounting of the socket (SO_MEMINFO), or -errno; -ENODATA
  * from a kernel older than its drops field (4.14). */
 static int nfl_meminfo(const struct nfl_state *s, uint32_t mem[SK_MEMINFO_VARS])
@@ -179,7 +193,7 @@ static int nfl_bind_families(struct nfl_state *s)
 
 int nfl_socket_open(struct nfl_state *s)
 {
-	int rc;
+	int rc, on = 1;
 
 	errno = 0;
 	s->h = nflog_open();
@@ -198,6 +212,11 @@ int nfl_socket_open(struct nfl_state *s)
 		goto err;
 	}
 	nfnl_set_rcv_buffer_size(nflog_nfnlh(s->h), NFL_RXBUF);
+	/* An overflow then loses what did not fit, not all that comes until
+	 * the queue is empty (NETLINK_S_CONGESTED); nor can it end the wait
+	 * for an acknowledgement. Best effort: the sequence numbers count the
+	 * loss either way. */
+	setsockopt(s->fd, SOL_NETLINK, NETLINK_NO_ENOBUFS, &on, sizeof(on));
 	rc = nfl_bind_families(s);
 	if (rc == 0)
 		rc = nfl_set_rcvbuf(s, s->cfg->rcvbuf);
@@ -388,11 +407,7 @@ static bool nfl_unbind_group(struct nfl_state *s, struct nfl_group *g)
 bool nfl_unbind_groups(struct nfl_state *s)
 {
 	bool all = true;
-	int on = 1;
 
-	/* An overflow now would end the wait for the acknowledgement; the
-	 * sequence numbers count what it loses all the same. */
-	setsockopt(s->fd, SOL_NETLINK, NETLINK_NO_ENOBUFS, &on, sizeof(on));
 	for (size_t i = 0; i < s->ngroups; i++) {
 		struct nfl_group *g = &s->groups[i];
 
