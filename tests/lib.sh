@@ -194,6 +194,10 @@ running() {
 	wait_for "${2:-10}" ready "${PIDS[$1]}" || fail "$1: not running: $(tail -n 3 "$TMP/$1.err" 2>&1)"
 }
 
+# fifo_opening PID: PID is blocked in its open of a FIFO, waiting for the
+# other end; a reader there already counts for a writer's non-blocking open.
+fifo_opening() { grep -qx wait_for_partner "/proc/$1/wchan"; }
+
 # stop_pid PID [SIGNAL [SECONDS]]: send SIGNAL (default TERM), then reap it
 # (at most SECONDS, default 30, then SIGKILL); returns its exit status.
 # (bash's "Killed" notice for a SIGKILLed job goes to /dev/null too.)

@@ -426,9 +426,6 @@ nflog_losses() { # TOOL
 	)
 }
 
-# A reader blocked in its open of a FIFO, waiting for a writer.
-fifo_opening() { grep -qx wait_for_partner "/proc/$1/wchan"; }
-
 # nflog_once TOOL SIZE: "offered captured cpu_seconds", or nothing. A
 # TOOL ending in -fifo writes to NFLOG_FIFO, whose reader counts the
 # records it reads (mkpcap count) until the capture closes it.

@@ -246,10 +246,11 @@ static int count(const char *path)
 	struct stat st;
 	const uint8_t *m;
 	int fd = open(path, O_RDONLY);
+	bool opened = fd >= 0 && fstat(fd, &st) == 0;
 
-	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode))
+	if (opened && S_ISFIFO(st.st_mode))
 		return count_stream(fd, path);
-	if (fd < 0 || fstat(fd, &st) < 0 || (size_t)st.st_size < sizeof(fh)) {
+	if (!opened || (size_t)st.st_size < sizeof(fh)) {
 		fprintf(stderr, "mkpcap: %s: cannot read\n", path);
 		return 1;
 	}

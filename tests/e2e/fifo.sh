@@ -265,7 +265,7 @@ src = open(sys.argv[1], "rb")
 while not os.path.exists(sys.argv[2]):
     time.sleep(0.01)
 shutil.copyfileobj(src, open(sys.argv[3], "wb"), 1 << 20)' "$FIFO" "$TMP/rw.go" "$TMP/rw.pcap"
-wait_for 10 grep -qx wait_for_partner "/proc/${PIDS[rw]}/wchan" || fail "wait: reader not opening"
+wait_for 10 fifo_opening "${PIDS[rw]}" || fail "wait: reader not opening"
 START_READY=10 start wait "$TMP/wait.ini"
 wait_stat wait 20 src paused -gt 0 || fail "wait: pcap-in never paused: $(cat "$TMP/wait.err")"
 expect_eq "wait: nothing dropped while paused" "$(get wait ids dropped.reader-slow)" 0
