@@ -115,7 +115,8 @@ build_helpers() {
 	"$cc" "${flags[@]}" -o "$BENCH/mkpcap" tests/bench/mkpcap.c -lpcap &&
 		"$cc" "${flags[@]}" -o "$BENCH/runtime" tests/bench/runtime.c &&
 		"$cc" "${flags[@]}" -o "$BENCH/rawzmq" tests/bench/rawzmq.c -lzmq -lpcap -lpthread &&
-		"$cc" "${flags[@]}" -o "$BENCH/codec" tests/bench/codec.c -lpcap -ldl
+		"$cc" "${flags[@]}" -o "$BENCH/codec" tests/bench/codec.c -lpcap -ldl &&
+		"$cc" "${flags[@]}" -o "$BENCH/ballast" tests/bench/ballast.c
 }
 
 # A tmpfs for every file: $TMP moves to /dev/shm, or gets one mounted on it
@@ -140,15 +141,21 @@ make_tmp() {
 # run, when that knob exists and BENCH_HOLD_MEMORY is not 0, freed pages
 # are kept a while (the largest min_free_ms the kernel takes, and no cap
 # on what waits), and HOLD_GIB of the tmpfs is written and removed first,
-# so that what the rows write lands on pages the guest already has. Both
-# knobs are set back at exit; the table's notes tell what was done and how
-# much the host still took back. The values found are also kept in
+# so that what the rows write lands on pages the guest already has. That
+# holds only part of it: within seconds of a large file's removal, the
+# host takes back gigabytes all the same. So each of row 3's captures to
+# a tmpfs file also gets a ballast (ballast_for): BALLAST_MIB of the tmpfs
+# written just before, when the last capture's file had just freed its
+# pages, and given up a little ahead of the capture's file as that grows.
+# Both knobs are set back at exit; the table's notes tell what was done
+# and how much the host still took back. The values found are also kept in
 # HOLD_STATE until then: a bench killed before its exit handlers ran
 # leaves them there, and the next run sets the knobs back from them.
 PAGE_REPORTING=/sys/module/page_reporting/parameters
 HOLD_GIB=${BENCH_HOLD_GIB:-8}
 HOLD_STATE=/run/pktpipe-bench.page_reporting
 HELD_KIB=
+BALLAST_MIB=
 
 hold_memory() {
 	local p=$PAGE_REPORTING ms0 wait0 ms avail
@@ -173,12 +180,48 @@ hold_memory() {
 	dd if=/dev/zero of="$TMP/hold" bs=1M count=$((HOLD_GIB * 1024)) 2>/dev/null
 	rm -f "$TMP/hold"
 	HELD_KIB=$(cat "$p/reported_kib")
-	NOTES+=("free page reporting to the host held for the run (min_free_ms $ms0 -> $(cat "$p/min_free_ms"), max_waiting_mib $wait0 -> $(cat "$p/max_waiting_mib")), $HOLD_GIB GiB of the tmpfs written and removed first; set back at exit")
+	# A 1400 B flood fills a file at about 1 GiB/s.
+	BALLAST_MIB=$((FLOOD * 1200 + 256))
+	[ "$BALLAST_MIB" -le $((HOLD_GIB * 1024)) ] || BALLAST_MIB=$((HOLD_GIB * 1024))
+	NOTES+=("free page reporting to the host held for the run (min_free_ms $ms0 -> $(cat "$p/min_free_ms"), max_waiting_mib $wait0 -> $(cat "$p/max_waiting_mib")), $HOLD_GIB GiB of the tmpfs written and removed first, a ballast of $BALLAST_MIB MiB for each row 3 capture to a tmpfs file; set back at exit")
+}
+
+# ballast_for OUT: while memory is held, BALLAST_MIB of the tmpfs in a
+# file (build/bench/ballast) that gives its pages up 256 MiB ahead of OUT
+# as OUT grows, so that OUT's pages are ones the guest kept; its pid in
+# BALLAST_PID (empty without one). Stopped by ballast_stop.
+BALLAST_PID=
+ballast_for() {
+	BALLAST_PID=
+	[ -n "$BALLAST_MIB" ] || return 0
+	rm -f "$TMP/ballast.out"
+	spawn ballast "$BENCH/ballast" "$TMP/ballast" "$BALLAST_MIB" "$1" >"$TMP/ballast.out"
+	BALLAST_PID=${PIDS[ballast]}
+	wait_for 120 grep -q ready "$TMP/ballast.out" && return 0
+	NOTES+=("the ballast could not be written ($(head -c 200 "$TMP/ballast.err")); later runs had none")
+	BALLAST_MIB=
+	ballast_stop
+}
+
+# What each ballast's giving up cost in CPU is summed in BALLAST_CPU
+# (seconds) over BALLAST_RUNS, for the notes.
+BALLAST_CPU=0 BALLAST_RUNS=0
+ballast_stop() {
+	local cpu
+	[ -n "$BALLAST_PID" ] || return 0
+	stop_pid "$BALLAST_PID" TERM 20
+	BALLAST_PID=
+	cpu=$(awk '$1 == "cpu" { print $2 }' "$TMP/ballast.out")
+	[ -n "$cpu" ] || return 0
+	BALLAST_CPU=$(calc "$BALLAST_CPU + $cpu")
+	BALLAST_RUNS=$((BALLAST_RUNS + 1))
 }
 
 # What the host took back all the same while the rows ran.
 held_note() {
 	[ -n "$HELD_KIB" ] || return 0
+	[ "$BALLAST_RUNS" -eq 0 ] ||
+		NOTES+=("the ballast used $(fmt "$BALLAST_CPU / $BALLAST_RUNS" %.2f) s of CPU a capture on average ($BALLAST_RUNS captures), giving its pages up")
 	NOTES+=("the host took back $(fmt "($(cat "$PAGE_REPORTING/reported_kib") - $HELD_KIB) / 1048576" %.1f) GiB of freed memory during the rows")
 }
 
@@ -440,6 +483,8 @@ nflog_once() {
 		# retry's time (pcap-out's no-reader).
 		wait_for 5 fifo_opening "$reader"
 	fi
+	[ -n "$reader" ] || { [ "$tool" = pktpipe ] && [ "$NFLOG_OUT" = /dev/null ]; } ||
+		ballast_for "$TMP/nf-$tool.pcap"
 	if [ "${tool#ulogd}" != "$tool" ]; then
 		spawn nflog ip netns exec "$NS" ulogd -c "$TMP/$tool.conf" >/dev/null
 	else
@@ -447,14 +492,16 @@ nflog_once() {
 			--stats-json "$TMP/nflog.json" >/dev/null
 	fi
 	pid=${PIDS[nflog]}
-	wait_for 10 nflog_bound "$GROUP" || { kill -9 "$pid" $reader; return 1; }
+	wait_for 10 nflog_bound "$GROUP" || { kill -9 "$pid" $reader $BALLAST_PID; return 1; }
 	c0=$(cpu_ticks "$pid")
-	nsx "$BUILD/tools/nflog-udp" -t "$FLOOD" -s "$size" >/dev/null || { kill -9 "$pid" $reader; return 1; }
+	nsx "$BUILD/tools/nflog-udp" -t "$FLOOD" -s "$size" >/dev/null ||
+		{ kill -9 "$pid" $reader $BALLAST_PID; return 1; }
 	# The kernel's last batches (qtimeout: pktpipe 100 ms, ulogd the
 	# kernel's 1 s) and the reader's backlog.
 	sleep 1.5
 	c1=$(cpu_ticks "$pid")
 	stop_pid "$pid" TERM 20
+	ballast_stop
 	offered=$(nflog_matched)
 	[ "${tool#ulogd}" != "$tool" ] || nflog_losses "$tool"
 	if [ -n "$reader" ]; then
