@@ -70,7 +70,7 @@ struct nfl_state {
 	struct pp_stats *stats;
 	pp_counter *drop_kernel, *drop_nomem, *drop_not_ip;
 	pp_counter *overflows, *rcvbuf_gauge, *unseen;
-	struct pp_log_limit kernel_limit, nomem_limit, not_ip_limit, overflow_limit;
+	struct pp_log_limit nomem_limit, not_ip_limit, overflow_limit;
 	struct pp_log_limit seq_limit, read_limit;
 
 	struct nflog_handle *h;
@@ -105,7 +105,7 @@ int nfl_socket_open(struct nfl_state *s);
 int nfl_set_rcvbuf(struct nfl_state *s, uint64_t bytes);
 void nfl_grow_rcvbuf(struct nfl_state *s, const char *why, char *note, size_t notelen);
 void nfl_watch_rcvbuf(struct nfl_state *s); /* grows it when half full */
-void nfl_overflowed(struct nfl_state *s); /* a sequence gap: count, grow, log */
+void nfl_overflowed(struct nfl_state *s, const char *what); /* a gap: count, grow, log */
 /* Messages the kernel could not queue on the socket so far (0: unknown). */
 uint32_t nfl_socket_drops(const struct nfl_state *s);
 int nfl_bind_groups(struct nfl_state *s);

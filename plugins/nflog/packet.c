@@ -3,6 +3,7 @@
  * numbers), then the packet itself, with its metadata.
  */
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "nflog.h"
@@ -13,6 +14,7 @@
  * nothing to count, start again from it. */
 static void nfl_seq(struct nfl_state *s, struct nfl_group *g, struct nflog_data *nfd)
 {
+	char what[96];
 	uint32_t seq, gap;
 
 	if (nflog_get_seq(nfd, &seq) < 0)
@@ -29,14 +31,13 @@ static void nfl_seq(struct nfl_state *s, struct nfl_group *g, struct nflog_data 
 	}
 	pp_counter_add(&s->stats->packets_in, gap);
 	pp_counter_add(s->drop_kernel, gap);
-	nfl_overflowed(s);
+	snprintf(what, sizeof(what),
+		 "group %u: the kernel could not deliver %u packets (sequence %u to %u)", g->num,
+		 gap, seq - gap, seq - 1);
+	nfl_overflowed(s, what);
 	/* What the socket dropped up to now, this gap (and earlier ones)
 	 * accounts for; see nfl_count_unseen(). */
 	s->drops_seen = nfl_socket_drops(s);
-	s->host->log_limited(s->node, &s->kernel_limit, PP_LOG_WARNING,
-			     "group %u: the kernel could not deliver %u packets (sequence %u "
-			     "to %u), counted as dropped 'kernel'", g->num, gap, seq - gap,
-			     seq - 1);
 }
 
 /* The length the packet had before copy_range or the rule's --nflog-size

@@ -108,9 +108,10 @@ void nfl_grow_rcvbuf(struct nfl_state *s, const char *why, char *note, size_t le
 	s->host->log(s->node, PP_LOG_INFO, "%s: rcvbuf raised to %s", why, a);
 }
 
-/* The socket buffer overflowed (a sequence gap showed it): one more
- * overflow, and a larger buffer while rcvbuf_max allows. */
-void nfl_overflowed(struct nfl_state *s)
+/* The socket buffer overflowed, as the sequence gap WHAT describes: one
+ * more overflow, a larger buffer while rcvbuf_max allows, and one warning
+ * that tells both what was lost and what was done. */
+void nfl_overflowed(struct nfl_state *s, const char *what)
 {
 	char size[32], note[160];
 
@@ -118,8 +119,8 @@ void nfl_overflowed(struct nfl_state *s)
 	nfl_size_text(s->rcvbuf, size, sizeof(size));
 	nfl_grow_rcvbuf(s, "receive buffer overflowed", note, sizeof(note));
 	s->host->log_limited(s->node, &s->overflow_limit, PP_LOG_WARNING,
-			     "receive buffer overflowed (rcvbuf %s): the kernel dropped packets, "
-			     "counted as dropped 'kernel'; %s", size, note);
+			     "%s: receive buffer overflowed (rcvbuf %s), counted as dropped "
+			     "'kernel'; %s", what, size, note);
 }
 
 /* The kernel's accounting of the socket (SO_MEMINFO), or -errno; -ENODATA

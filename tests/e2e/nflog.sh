@@ -280,8 +280,10 @@ burst() { # burst NAME "keys": stats in $TMP/nobody/NAME.json
 	expect_eq "$1: no unseen batches (the pings show the last gap)" "$(stat "$j" cap unseen_batches)" 0
 }
 burst tiny "rcvbuf = 4KiB\nrcvbuf_max = 4KiB"
-expect_contains "tiny: logged with the size and the key" "$(cat "$TMP/tiny.err")" "receive buffer overflowed (rcvbuf 4KiB): the kernel dropped packets, counted as dropped 'kernel'; raise rcvbuf_max (4KiB) or rcvbuf"
-expect_contains "tiny: gaps logged" "$(cat "$TMP/tiny.err")" "counted as dropped 'kernel'"
+expect_contains "tiny: logged with the size and the key" "$(cat "$TMP/tiny.err")" "): receive buffer overflowed (rcvbuf 4KiB), counted as dropped 'kernel'; raise rcvbuf_max (4KiB) or rcvbuf"
+expect_contains "tiny: the gap named" "$(cat "$TMP/tiny.err")" "group 25: the kernel could not deliver "
+expect_eq "tiny: one line a gap, saying both" \
+	"$(grep -c 'could not deliver' "$TMP/tiny.err")" "$(grep -c 'could not deliver.*receive buffer overflowed' "$TMP/tiny.err")"
 expect_eq "tiny: rcvbuf stays" "$(stat "$TMP/nobody/tiny.json" cap rcvbuf)" 8192
 
 burst grow "rcvbuf = 4KiB\nrcvbuf_max = 64KiB"
