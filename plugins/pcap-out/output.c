@@ -870,11 +870,15 @@ static void out_rearm(struct out *o)
  * (no-reader), or an IDS that is away would hold the capture back. */
 static void out_update_busy(struct out *o)
 {
-	uint64_t pending = out_pending(o);
-	bool busy = o->fd >= 0 && !o->draining &&
-		    (o->busy ? pending > o->cfg.limit / 2 : pending > o->cfg.limit - o->cfg.limit / 4);
+	uint64_t pending;
+	bool busy;
 
-	if (!o->cfg.wait || !o->fifo || busy == o->busy || !PP_HOST_HAS(o->host, set_busy))
+	if (!o->cfg.wait || !o->fifo || !PP_HOST_HAS(o->host, set_busy))
+		return;
+	pending = out_pending(o);
+	busy = o->fd >= 0 && !o->draining &&
+	       (o->busy ? pending > o->cfg.limit / 2 : pending > o->cfg.limit - o->cfg.limit / 4);
+	if (busy == o->busy)
 		return;
 	o->busy = busy;
 	o->host->set_busy(o->node, busy);
