@@ -585,6 +585,8 @@ row_nflog() { # ID SIZE [THREAD_ID | fifo]
 		"ip netns exec NS build/tools/nflog-udp -t $FLOOD -s $size; sleep 1.5   # then SIGTERM the capture" \
 		"offered: iptables -L OUTPUT -v -x -n (NFLOG rule); captured: records in OUT; CPU: utime+stime of /proc/PID/stat from bound to before SIGTERM"
 	[ -z "$sfx" ] || cmds "$id" "mkfifo OUT; build/bench/mkpcap count OUT   # started before the capture; its count is the records captured"
+	[ -n "$sfx" ] || [ -z "$BALLAST_MIB" ] ||
+		cmds "$id" "build/bench/ballast BALLAST $BALLAST_MIB OUT   # before each capture, on OUT's tmpfs: the capture starts once it prints ready; SIGTERM after"
 	[ -z "$id_thread" ] || row_nflog_thread "$id_thread" "$id" "$ps" "$us_ps"
 }
 
