@@ -473,8 +473,9 @@ nflog_losses() { # TOOL
 # TOOL ending in -fifo writes to NFLOG_FIFO, whose reader counts the
 # records it reads (mkpcap count) until the capture closes it.
 nflog_once() {
-	local tool=$1 size=$2 pid c0 c1 offered captured reader=
-	rm -f "$TMP/nf-$tool.pcap" "$TMP/nf-count"
+	local tool=$1 size=$2 pid c0 c1 offered captured reader= file
+	file=$TMP/nf-$tool.pcap
+	rm -f "$file" "$TMP/nf-count"
 	nsx iptables -Z OUTPUT
 	if [ "${tool%-fifo}" != "$tool" ]; then
 		spawn nfreader "$BENCH/mkpcap" count "$NFLOG_FIFO" >"$TMP/nf-count"
@@ -483,8 +484,12 @@ nflog_once() {
 		# retry's time (pcap-out's no-reader).
 		wait_for 5 fifo_opening "$reader"
 	fi
-	[ -n "$reader" ] || { [ "$tool" = pktpipe ] && [ "$NFLOG_OUT" = /dev/null ]; } ||
-		ballast_for "$TMP/nf-$tool.pcap"
+	# file: the capture's pcap on the tmpfs, none with a reader or /dev/null.
+	if [ -n "$reader" ] || { [ "$tool" = pktpipe ] && [ "$NFLOG_OUT" = /dev/null ]; }; then
+		file=
+	else
+		ballast_for "$file"
+	fi
 	if [ "${tool#ulogd}" != "$tool" ]; then
 		spawn nflog ip netns exec "$NS" ulogd -c "$TMP/$tool.conf" >/dev/null
 	else
@@ -507,10 +512,10 @@ nflog_once() {
 	if [ -n "$reader" ]; then
 		reap "$reader" 20
 		captured=$(cut -d' ' -f1 "$TMP/nf-count")
-	elif [ "$tool" = pktpipe ] && [ "$NFLOG_OUT" = /dev/null ]; then
+	elif [ -z "$file" ]; then
 		captured=$(stat "$TMP/nflog.json" out packets_out)
 	else
-		captured=$("$BENCH/mkpcap" count "$TMP/nf-$tool.pcap" 2>/dev/null | cut -d' ' -f1)
+		captured=$("$BENCH/mkpcap" count "$file" 2>/dev/null | cut -d' ' -f1)
 	fi
 	[ -n "$captured" ] || captured=0
 	echo "$offered $captured $(calc "($c1 - $c0) / $(getconf CLK_TCK)")"
