@@ -17,6 +17,11 @@
  * monitor counts each endpoint's connections; one without any for
  * dead_after is dead, and with failover its flows go to the living ones.
  *
+ * A CurveZMQ client (curve_server_key) monitors its sockets too, for the
+ * handshakes that fail: a server that refuses our key answers with an
+ * error, libzmq stops trying and only queues, and without a line here the
+ * sender would look healthy while nothing arrives.
+ *
  * Accounting: packets waiting in pending batches (encoded already, the
  * packets themselves not kept) are packets_held; a
  * packet counts as delivered once libzmq has taken its message. What libzmq
@@ -49,8 +54,12 @@
 
 #define ZOUT_NS_PER_MS 1000000u
 #define ZOUT_MON_ENDPOINT "inproc://pktpipe-zmq-out-monitor" /* one per context */
-#define ZOUT_MON_EVENTS (ZMQ_EVENT_CONNECTED | ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED)
+#define ZOUT_MON_SHARD_EVENTS (ZMQ_EVENT_CONNECTED | ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED)
+#define ZOUT_MON_CURVE_EVENTS                                                          \
+	(ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | \
+	 ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
 #define ZOUT_MON_EVENT_LEN 6 /* u16 event, u32 value, in host byte order */
+#define ZOUT_MON_ADDRESS 128 /* of the peer, as logged; longer ones are cut */
 #define ZOUT_MON_PER_TURN 64
 #define ZOUT_COUNTER_NAME 32
 /* wait = yes: messages an endpoint keeps while libzmq takes no more. The
@@ -129,7 +138,8 @@ static const struct pp_option zout_options[] = {
 	  .help = "native: a message leaves at most this long after its first packet; 0 = with each input batch" },
 	{ .name = "linger", .type = PP_OPT_DURATION, .default_value = "2s", .min = 0,
 	  .max = 3600000000000ll, .offset = offsetof(struct zout_config, linger),
-	  .help = "on exit, how long libzmq may keep sending what it queued" },
+	  .help = "on exit, how long libzmq may keep sending what it queued; the stop as a whole "
+		  "is bounded by --drain-timeout (default 5s), and a run still lingering then exits 1" },
 	{ .name = "curve_secret_key", .type = PP_OPT_PATH, .default_value = "",
 	  .offset = offsetof(struct zout_config, curve.secret_key),
 	  .help = "CurveZMQ: this node's secret key file (Z85, mode 0600); enables encryption" },
@@ -155,7 +165,7 @@ struct zout_ep {
 	uint32_t index;
 	char *label; /* "" without sharding, else "ep1 (tcp://...): ", for logs */
 	struct zsock z;
-	struct pp_log_limit hwm_limit;
+	struct pp_log_limit hwm_limit, handshake_limit;
 	/* Native: the frame being gathered, its records encoded into buf (after
 	 * room for the header) as packets come, so that none is kept; the
 	 * flush hands buf to libzmq, which frees it once sent. */
@@ -175,7 +185,8 @@ struct zout_ep {
 	struct pp_watch *room_watch;
 	struct zout_held *hold;
 	uint32_t hold_head, hold_count;
-	/* Sharding: the socket monitor, and the timer that judges life. */
+	/* Sharding or a CurveZMQ client: the socket monitor; sharding: the
+	 * timer that judges life. */
 	void *mon;
 	struct pp_watch *mon_watch;
 	struct pp_timer *mon_timer, *judge_timer;
@@ -302,12 +313,12 @@ static int zout_zfail(struct zout_ep *e, const char *what)
 	return rc ? rc : -EIO;
 }
 
-/* Watch the socket's connections come and go, from before it connects. */
-static int zout_monitor_open(struct zout_ep *e)
+/* Watch the socket's events (ZMQ_EVENT_*), from before it connects. */
+static int zout_monitor_open(struct zout_ep *e, int events)
 {
 	int zero = 0;
 
-	if (zmq_socket_monitor(e->z.sock, ZOUT_MON_ENDPOINT, ZOUT_MON_EVENTS) != 0)
+	if (zmq_socket_monitor(e->z.sock, ZOUT_MON_ENDPOINT, events) != 0)
 		return zout_zfail(e, "cannot monitor the socket");
 	e->mon = zmq_socket(e->z.ctx, ZMQ_PAIR);
 	if (!e->mon)
@@ -343,6 +354,8 @@ static int zout_ep_socket(struct zout_ep *e)
 	const struct zout_config *cfg = e->s->cfg;
 	struct pp_list one = { .count = 1, .str = &cfg->endpoint.str[e->index] };
 	bool shard = cfg->shard != ZOUT_SHARD_NONE;
+	int events = (shard ? ZOUT_MON_SHARD_EVENTS : 0) |
+		     (cfg->curve.server_key ? ZOUT_MON_CURVE_EVENTS : 0);
 	int rc;
 
 	rc = zsock_init(&e->z, e->s->node, e->s->host, cfg->socket == ZOUT_PUB ? ZMQ_PUB : ZMQ_PUSH);
@@ -351,8 +364,8 @@ static int zout_ep_socket(struct zout_ep *e)
 	rc = zsock_set(&e->z, ZMQ_SNDHWM, (int)cfg->sndhwm, "sndhwm");
 	if (rc == 0)
 		rc = zsock_curve(&e->z, &cfg->curve);
-	if (rc == 0 && shard)
-		rc = zout_monitor_open(e);
+	if (rc == 0 && events)
+		rc = zout_monitor_open(e, events);
 	if (rc == 0)
 		rc = zsock_attach(&e->z, shard ? &one : &cfg->endpoint, cfg->bind);
 	if (rc < 0) {
@@ -464,12 +477,46 @@ static int zout_open(struct pp_node *node, const struct pp_host *host, const voi
 /* ------------------------------------------------------------------ */
 /* Starting: the monitors                                               */
 
-/* Connections of the endpoint changed from none to some or back: judge it
+/* A CurveZMQ handshake failed. A server that refuses our key says so (a
+ * ZAP status, 400), and libzmq gives up on it for good. One with another
+ * key than curve_server_key cannot read our hello and hangs up (no detail,
+ * an errno), again at each reconnection; so may a peer that is not a
+ * CurveZMQ server, or one that restarts mid-handshake (a protocol error). */
+static void zout_handshake_failed(struct zout_ep *e, uint16_t event, uint32_t value,
+				  const char *peer)
+{
+	struct zout *s = e->s;
+
+	if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+		s->host->log_limited(s->node, &e->handshake_limit, PP_LOG_ERROR,
+				     "%sthe CurveZMQ server %s refused our key (ZAP status %u): "
+				     "is our public key in its curve_allow? Nothing goes there",
+				     e->label, peer, (unsigned)value);
+	else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+		s->host->log_limited(s->node, &e->handshake_limit, PP_LOG_WARNING,
+				     "%sCurveZMQ handshake with %s failed (%s): is it a CurveZMQ "
+				     "server, and curve_server_key its public key?",
+				     e->label, peer, zmq_strerror((int)value));
+	else
+		s->host->log_limited(s->node, &e->handshake_limit, PP_LOG_WARNING,
+				     "%sCurveZMQ handshake with %s failed (protocol error 0x%x): "
+				     "is it a CurveZMQ server?",
+				     e->label, peer, (unsigned)value);
+}
+
+/* A monitor event. A failed handshake is logged; for sharding, when the
+ * endpoint's connections changed from none to some or back, it is judged
  * once that has lasted dead_after. */
-static void zout_ep_event(struct zout_ep *e, uint16_t event)
+static void zout_ep_event(struct zout_ep *e, uint16_t event, uint32_t value, const char *peer)
 {
 	bool had = e->connections > 0;
 
+	if (event & ZOUT_MON_CURVE_EVENTS) {
+		zout_handshake_failed(e, event, value, peer);
+		return;
+	}
+	if (!e->judge_timer) /* not sharding */
+		return;
 	if (event == ZMQ_EVENT_CONNECTED || event == ZMQ_EVENT_ACCEPTED)
 		e->connections++;
 	else if (event == ZMQ_EVENT_DISCONNECTED && e->connections)
@@ -500,12 +547,35 @@ static void zout_judge(void *arg)
 			     ms, s->cfg->failover ? "; its flows come back" : "");
 }
 
-/* 1: an event was read; 0: none waiting. An event is two parts: the
- * event and its value, then the peer's address, which is not needed. */
-static int zout_mon_one(struct zout_ep *e)
+/* The rest of a monitor event: its first further part (the peer's
+ * address) into peer, cut to fit; any parts after it are dropped. */
+static void zout_mon_peer(struct zout_ep *e, char *peer, size_t cap)
 {
 	zmq_msg_t part;
+	size_t len;
+	int more, first = 1;
+
+	do {
+		zmq_msg_init(&part);
+		more = zmq_msg_recv(&part, e->mon, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&part);
+		if (first) {
+			len = zmq_msg_size(&part) < cap ? zmq_msg_size(&part) : cap - 1;
+			memcpy(peer, zmq_msg_data(&part), len);
+			peer[len] = '\0';
+			first = 0;
+		}
+		zmq_msg_close(&part);
+	} while (more);
+}
+
+/* 1: an event was read; 0: none waiting. An event is two parts: the
+ * event and its value, then the peer's address. */
+static int zout_mon_one(struct zout_ep *e)
+{
+	char peer[ZOUT_MON_ADDRESS] = "";
+	zmq_msg_t part;
 	uint16_t event = 0;
+	uint32_t value = 0;
 	int more;
 
 	zmq_msg_init(&part);
@@ -513,16 +583,15 @@ static int zout_mon_one(struct zout_ep *e)
 		zmq_msg_close(&part);
 		return 0;
 	}
-	if (zmq_msg_size(&part) >= ZOUT_MON_EVENT_LEN)
+	if (zmq_msg_size(&part) >= ZOUT_MON_EVENT_LEN) {
 		memcpy(&event, zmq_msg_data(&part), sizeof(event));
+		memcpy(&value, (const uint8_t *)zmq_msg_data(&part) + sizeof(event), sizeof(value));
+	}
 	more = zmq_msg_more(&part);
 	zmq_msg_close(&part);
-	while (more) {
-		zmq_msg_init(&part);
-		more = zmq_msg_recv(&part, e->mon, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&part);
-		zmq_msg_close(&part);
-	}
-	zout_ep_event(e, event);
+	if (more)
+		zout_mon_peer(e, peer, sizeof(peer));
+	zout_ep_event(e, event, value, peer);
 	return 1;
 }
 
@@ -547,6 +616,7 @@ static void zout_mon_ready(void *arg, int fd, unsigned events)
 static int zout_monitor_start(struct zout_ep *e)
 {
 	const struct pp_host *h = e->s->host;
+	bool shard = e->s->cfg->shard != ZOUT_SHARD_NONE;
 	size_t len;
 	int fd;
 
@@ -554,15 +624,17 @@ static int zout_monitor_start(struct zout_ep *e)
 	if (zmq_getsockopt(e->mon, ZMQ_FD, &fd, &len) != 0)
 		return zout_zfail(e, "cannot get the monitor's ZMQ_FD");
 	e->mon_timer = h->timer_new(e->s->node, zout_mon_turn, e);
-	e->judge_timer = h->timer_new(e->s->node, zout_judge, e);
-	if (!e->mon_timer || !e->judge_timer)
+	if (shard)
+		e->judge_timer = h->timer_new(e->s->node, zout_judge, e);
+	if (!e->mon_timer || (shard && !e->judge_timer))
 		return -ENOMEM;
 	e->mon_watch = h->watch_fd(e->s->node, fd, PP_WATCH_READ | PP_WATCH_EDGE, zout_mon_ready, e);
 	if (!e->mon_watch)
 		return -ENOMEM;
 	/* Events that came before the watch raise no new edge; and an
 	 * endpoint that never connects is judged dead_after from now. */
-	h->timer_arm(e->judge_timer, e->s->cfg->dead_after, 0);
+	if (shard)
+		h->timer_arm(e->judge_timer, e->s->cfg->dead_after, 0);
 	return h->timer_arm(e->mon_timer, 0, 0);
 }
 

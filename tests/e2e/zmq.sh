@@ -534,14 +534,18 @@ curve_rx() { # curve_rx NAME SECRET_KEY_FILE: a CURVE server admitting "client"
 		"$2" "$CLIENT_PUB" "$TMP/$1.pcap" >"$TMP/$1.ini"
 }
 
-# curve_tx NAME PORT [SECRET_KEY_FILE]: a sender with that key, or none.
+# curve_tx NAME PORT LINGER [SECRET_KEY_FILE]: a sender with that key, or
+# none; a fail unless it exits 0, with its last words.  A refused sender
+# still holds its packets when it stops, if the refusal comes after its
+# end of input (a loaded machine), so it lingers the whole LINGER: that
+# must stay under the drain deadline (5 s), or the run ends "still
+# draining" and exits 1.
 curve_tx() {
-	local linger=1s
-	[ -n "${3:-}" ] && linger=10s
 	printf '[src]\nplugin = pcap-in\npath = %s\n\n[z]\nplugin = zmq-out\ninput = src\nendpoint = tcp://127.0.0.1:%s\nlinger = %s\n' \
-		"${ETH[0]}" "$2" "$linger" >"$TMP/$1.ini"
-	[ -n "${3:-}" ] && printf 'curve_secret_key = %s\ncurve_server_key = %s\n' "$3" "$SERVER_PUB" >>"$TMP/$1.ini"
+		"${ETH[0]}" "$2" "$3" >"$TMP/$1.ini"
+	[ -n "${4:-}" ] && printf 'curve_secret_key = %s\ncurve_server_key = %s\n' "$4" "$SERVER_PUB" >>"$TMP/$1.ini"
 	run_graph "$1" 60
+	expect_eq "curve: $1: sender exit ($(tail -n 1 "$TMP/$1.err"))" "$status" 0
 }
 
 curve_rx crx "$TMP/server.key"
@@ -549,14 +553,34 @@ start crx "$TMP/crx.ini"
 wait_bound "$TMP/crx.err" 1 60 && ok || fail "curve: no bind: $(tail -n 2 "$TMP/crx.err")"
 port=$(bound_port "$TMP/crx.err" in)
 # Refused first: whatever they got through would show in the count below.
-curve_tx stranger "$port" "$TMP/other.key"
-expect_eq "curve: unknown key: sender exit" "$?" 0
-curve_tx plain "$port"
-expect_eq "curve: no key: sender exit" "$?" 0
-curve_tx friend "$port" "$TMP/client.key"
-expect_eq "curve: allowed key: sender exit" "$?" 0
+curve_tx stranger "$port" 1s "$TMP/other.key"
+curve_tx plain "$port" 1s
+curve_tx friend "$port" 4s "$TMP/client.key"
 sent=$(stat "$TMP/friend.json" z packets_sent)
 wait_total crx 30 pcap-out packets_out "$sent" || fail "curve: the allowed sender's packets did not all arrive"
+# The sender learns it too: a refused key is an error there, naming the
+# server; a key other than the server's a warning. These senders run
+# until stopped, so the line comes however late the handshake does.
+curve_tx_endless() { # NAME SECRET_KEY_FILE SERVER_PUBLIC_KEY
+	printf '[src]\nplugin = pcap-in\npath = %s\nloop = 0\nrate = 100KiB/s\n\n[z]\nplugin = zmq-out\ninput = src\nendpoint = tcp://127.0.0.1:%s\nlinger = 0\ncurve_secret_key = %s\ncurve_server_key = %s\n' \
+		"${ETH[0]}" "$port" "$2" "$3" >"$TMP/$1.ini"
+	start "$1" "$TMP/$1.ini"
+}
+curve_tx_endless refused "$TMP/other.key" "$SERVER_PUB"
+curve_tx_endless wrongserver "$TMP/client.key" "$(cat "$TMP/other.key.pub")"
+wait_for 30 grep -q "refused our key" "$TMP/refused.err"
+expect_contains "curve: the refused sender is told" "$(cat "$TMP/refused.err")" \
+	"z: error: the CurveZMQ server tcp://127.0.0.1:$port refused our key (ZAP status 400): is our public key in its curve_allow? Nothing goes there"
+wait_for 30 grep -q "CurveZMQ handshake" "$TMP/wrongserver.err"
+expect_contains "curve: a wrong server key is told" "$(cat "$TMP/wrongserver.err")" \
+	"z: warning: CurveZMQ handshake with tcp://127.0.0.1:$port failed ("
+expect_contains "curve: a wrong server key: the hint" "$(cat "$TMP/wrongserver.err")" \
+	"): is it a CurveZMQ server, and curve_server_key its public key?"
+for name in refused wrongserver; do
+	stop "$name"
+	expect_eq "curve: $name: sender exit" "$status" 0
+	expect_balanced "curve: $name" "$TMP/$name.json"
+done
 stop crx
 expect_eq "curve: receiver exit" "$status" 0
 expect_eq "curve: only the allowed key delivers" "$(stat "$TMP/crx.json" out packets_out)" "$sent"
