@@ -534,6 +534,17 @@ curve_rx() { # curve_rx NAME SECRET_KEY_FILE: a CURVE server admitting "client"
 		"$2" "$CLIENT_PUB" "$TMP/$1.pcap" >"$TMP/$1.ini"
 }
 
+# curve_tx_ini NAME PORT LINGER SOURCE_OPTIONS [SECRET_KEY_FILE
+# [SERVER_PUBLIC_KEY]]: $TMP/NAME.ini, a sender of ETH[0] (SOURCE_OPTIONS
+# lines added to pcap-in) with that key, or none, for the server with
+# that public key (default SERVER_PUB).
+curve_tx_ini() {
+	printf '[src]\nplugin = pcap-in\npath = %s\n%s\n[z]\nplugin = zmq-out\ninput = src\nendpoint = tcp://127.0.0.1:%s\nlinger = %s\n' \
+		"${ETH[0]}" "$4" "$2" "$3" >"$TMP/$1.ini"
+	[ -z "${5:-}" ] ||
+		printf 'curve_secret_key = %s\ncurve_server_key = %s\n' "$5" "${6:-$SERVER_PUB}" >>"$TMP/$1.ini"
+}
+
 # curve_tx NAME PORT LINGER [SECRET_KEY_FILE]: a sender with that key, or
 # none; a fail unless it exits 0, with its last words.  A refused sender
 # still holds its packets when it stops, if the refusal comes after its
@@ -541,9 +552,7 @@ curve_rx() { # curve_rx NAME SECRET_KEY_FILE: a CURVE server admitting "client"
 # must stay under the drain deadline (5 s), or the run ends "still
 # draining" and exits 1.
 curve_tx() {
-	printf '[src]\nplugin = pcap-in\npath = %s\n\n[z]\nplugin = zmq-out\ninput = src\nendpoint = tcp://127.0.0.1:%s\nlinger = %s\n' \
-		"${ETH[0]}" "$2" "$3" >"$TMP/$1.ini"
-	[ -n "${4:-}" ] && printf 'curve_secret_key = %s\ncurve_server_key = %s\n' "$4" "$SERVER_PUB" >>"$TMP/$1.ini"
+	curve_tx_ini "$1" "$2" "$3" "" "${4:-}"
 	run_graph "$1" 60
 	expect_eq "curve: $1: sender exit ($(tail -n 1 "$TMP/$1.err"))" "$status" 0
 }
@@ -562,8 +571,7 @@ wait_total crx 30 pcap-out packets_out "$sent" || fail "curve: the allowed sende
 # server; a key other than the server's a warning. These senders run
 # until stopped, so the line comes however late the handshake does.
 curve_tx_endless() { # NAME SECRET_KEY_FILE SERVER_PUBLIC_KEY
-	printf '[src]\nplugin = pcap-in\npath = %s\nloop = 0\nrate = 100KiB/s\n\n[z]\nplugin = zmq-out\ninput = src\nendpoint = tcp://127.0.0.1:%s\nlinger = 0\ncurve_secret_key = %s\ncurve_server_key = %s\n' \
-		"${ETH[0]}" "$port" "$2" "$3" >"$TMP/$1.ini"
+	curve_tx_ini "$1" "$port" 0 $'loop = 0\nrate = 100KiB/s\n' "$2" "$3"
 	start "$1" "$TMP/$1.ini"
 }
 curve_tx_endless refused "$TMP/other.key" "$SERVER_PUB"
